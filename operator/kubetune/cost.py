@@ -1,0 +1,82 @@
+"""The cost model: a trial is charged for its running time times the price.
+
+- Charged time runs from the trial container's start to its end (or to now
+  while it runs); time spent Pending (waiting for a GPU, pulling an image) is
+  not charged. A retried Job is charged for every attempt's running time,
+  since the start is its first container start and the end its last.
+- Cost = charged seconds / 3600 x ``pricePerHour`` (the experiment's price,
+  else the operator's default). GPU-seconds = charged seconds x GPUs requested.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from datetime import datetime
+
+from kubetune.api.spec import ExperimentSpec
+from kubetune.api.status import Trial, TrialState
+
+
+def effective_price(spec: ExperimentSpec, default: float | None = None) -> float:
+    """The experiment's price per trial-hour, else the operator's default, else 0."""
+    if spec.cost.price_per_hour is not None:
+        return spec.cost.price_per_hour
+    return default or 0.0
+
+
+def running_seconds(trial: Trial, now: datetime) -> float:
+    if trial.start_time is None:
+        return 0.0
+    end = trial.finish_time or now
+    return max(0.0, (end - trial.start_time).total_seconds())
+
+
+def dollars(seconds: float, price_per_hour: float) -> float:
+    return seconds / 3600.0 * price_per_hour
+
+
+def median_duration(trials: Sequence[Trial]) -> float | None:
+    """Median running time of trials that ran to an outcome, the estimate for the next one."""
+    done = [
+        t.duration_seconds
+        for t in trials
+        if t.state in (TrialState.succeeded, TrialState.failed) and t.duration_seconds is not None
+    ]
+    return statistics.median(done) if done else None
+
+
+def affordable(
+    spec: ExperimentSpec, trials: Sequence[Trial], now: datetime, price: float, wanted: int
+) -> int:
+    """How many of ``wanted`` new trials ``budget.maxCost`` can still cover.
+
+    The rule: projected = cost of finished trials + for each active trial the
+    larger of its cost so far and the estimate + the estimate for each new one,
+    and projected must stay within maxCost. The estimate is the median running
+    time of finished trials (else ``trialTimeout``) x price. With no estimate
+    yet, one trial at a time is run until the first one finishes.
+    """
+    limit = spec.budget.max_cost
+    if limit is None or price <= 0 or wanted <= 0:
+        return wanted
+    seconds = median_duration(trials)
+    if seconds is None:
+        seconds = spec.budget.trial_timeout_seconds
+    estimate = dollars(seconds, price) if seconds is not None else None
+    committed = 0.0
+    active = 0
+    for trial in trials:
+        so_far = dollars(running_seconds(trial, now), price)
+        if trial.state in (TrialState.pending, TrialState.running):
+            active += 1
+            committed += max(so_far, estimate or 0.0)
+        else:
+            committed += so_far
+    if estimate is None:
+        return 1 if active == 0 and committed < limit else 0
+    if estimate <= 0:
+        return wanted if committed < limit else 0
+    room = math.floor((limit - committed) / estimate + 1e-9)
+    return max(0, min(wanted, room))

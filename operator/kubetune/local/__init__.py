@@ -1,0 +1,1 @@
+"""Running experiments on one machine, trials as local processes."""
