@@ -1,0 +1,1 @@
+"""The Kopf operator: TuningExperiments reconciled into trial Jobs."""
