@@ -133,9 +133,12 @@ class Reconciler:
                         status: ExperimentStatus) -> None:
         """A finished experiment keeps no trial running (e.g. after a crash mid-kill)."""
         meta = obj["metadata"]
-        for job in self.kube.list_jobs(meta["namespace"], selector(meta["name"])):
-            if owned_by(job, meta["uid"]) and not _job_finished(job):
+        jobs = {trial_index(j): j for j in self.kube.list_jobs(meta["namespace"], selector(meta["name"]))
+                if owned_by(j, meta["uid"])}
+        for job in jobs.values():
+            if not _job_finished(job):
                 self.kube.delete_job(meta["namespace"], job["metadata"]["name"])
+        self._collect_finished_jobs(meta["namespace"], status, jobs)
         if self.metrics is not None:
             self.metrics.update(meta["namespace"], meta["name"], spec, status)
 
@@ -250,11 +253,17 @@ class Reconciler:
             )
         if self.metrics is not None:
             self.metrics.update(namespace, name, spec, status)
-        if self.config.finished_jobs == "delete":
-            recorded = {t.index for t in previous.trials if TrialState(t.state).finished}
-            for index, job in jobs.items():
-                if index in recorded and _job_finished(job):
-                    self.kube.delete_job(namespace, job["metadata"]["name"])
+        self._collect_finished_jobs(namespace, previous, jobs)
+
+    def _collect_finished_jobs(self, namespace: str, recorded_status: ExperimentStatus,
+                               jobs: Mapping[int | None, Mapping[str, Any]]) -> None:
+        """Policy ``delete``: remove finished Jobs whose result is already in the stored status."""
+        if self.config.finished_jobs != "delete":
+            return
+        recorded = {t.index for t in recorded_status.trials if TrialState(t.state).finished}
+        for index, job in jobs.items():
+            if index in recorded and _job_finished(job):
+                self.kube.delete_job(namespace, job["metadata"]["name"])
 
 
 def _params(trial: Trial) -> str:
