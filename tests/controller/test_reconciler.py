@@ -218,3 +218,20 @@ def test_gpu_prices_parse():
     assert parse_gpu_prices("a=1.5, b=2") == {"a": 1.5, "b": 2.0}
     with pytest.raises(ValueError, match="TYPE=PRICE"):
         parse_gpu_prices("oops")
+
+
+def test_per_gpu_type_price_from_node_label(fake_kube):
+    doc = experiment(maxTrials=1, parallelism=1)
+    del doc["spec"]["cost"]
+    fake_kube.add_experiment(doc)
+    fake_kube.node_labels = lambda name: {"nvidia.com/gpu.product": "Tesla-T4"} \
+        if name == "gpu-node" else {}
+    reconciler = Reconciler(fake_kube, OperatorConfig(default_price=1.0,
+                                                      gpu_prices={"Tesla-T4": 0.36}))
+    reconciler.reconcile("default", "exp")
+    fake_kube.finish_job("exp-0", message=json.dumps({"acc": 0.8}))
+    fake_kube.pods[("default", "exp-0-pod")]["spec"] = {"nodeName": "gpu-node"}
+    reconciler.reconcile("default", "exp")
+    trial = status(fake_kube)["trials"][0]
+    assert trial["pricePerHour"] == 0.36
+    assert trial["cost"] == pytest.approx(0.5 * 0.36)  # 30 minutes on a T4

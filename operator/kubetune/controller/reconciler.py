@@ -168,6 +168,7 @@ class Reconciler:
                 lambda pod, c=container: self.kube.read_log(namespace, pod, c),
             )
 
+        self._price_by_gpu_type(spec, trials, pods)
         started = time.perf_counter()
         decision = plan(spec, list(trials.values()), now, default_price=self.config.default_price)
         if decision.launch and self.metrics is not None:
@@ -200,6 +201,29 @@ class Reconciler:
         active = status.counts.pending + status.counts.running > 0
         return PassResult(active=active or bool(decision.launch),
                           finished=decision.finished is not None)
+
+    def _price_by_gpu_type(self, spec: ExperimentSpec, trials: dict[int, Trial],
+                           pods: Mapping[int, list[dict[str, Any]]]) -> None:
+        """Per-GPU-type prices (operator configuration) for experiments that set no price.
+
+        The GPU type is the value of ``gpu_type_label`` on the node the trial's
+        pod was bound to; it is resolved once, when the trial starts running.
+        """
+        if not self.config.gpu_prices or spec.cost.price_per_hour is not None:
+            return
+        labels: dict[str, dict[str, str]] = {}
+        for index, trial in trials.items():
+            if trial.price_per_hour is not None or trial.start_time is None:
+                continue
+            node = next((p.get("spec", {}).get("nodeName") for p in pods.get(index, [])
+                         if p.get("spec", {}).get("nodeName")), None)
+            if node is None:
+                continue
+            if node not in labels:
+                labels[node] = self.kube.node_labels(node)
+            price = self.config.gpu_prices.get(labels[node].get(self.config.gpu_type_label, ""))
+            if price is not None:
+                trials[index] = trial.model_copy(update={"price_per_hour": price})
 
     def _create(self, obj: Mapping[str, Any], spec: ExperimentSpec, trial: Trial) -> Trial | None:
         meta = obj["metadata"]
