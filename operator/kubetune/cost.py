@@ -37,12 +37,21 @@ def dollars(seconds: float, price_per_hour: float) -> float:
     return seconds / 3600.0 * price_per_hour
 
 
+def ran_seconds(trial: Trial) -> float | None:
+    """How long a finished trial ran: finish - start when both are recorded, else the
+    charged ``durationSeconds`` (shells record times; only the status carries durations)."""
+    if trial.start_time is not None and trial.finish_time is not None:
+        return max(0.0, (trial.finish_time - trial.start_time).total_seconds())
+    return trial.duration_seconds
+
+
 def median_duration(trials: Sequence[Trial]) -> float | None:
     """Median running time of trials that ran to an outcome, the estimate for the next one."""
     done = [
-        t.duration_seconds
+        seconds
         for t in trials
-        if t.state in (TrialState.succeeded, TrialState.failed) and t.duration_seconds is not None
+        if t.state in (TrialState.succeeded, TrialState.failed)
+        and (seconds := ran_seconds(t)) is not None
     ]
     return statistics.median(done) if done else None
 

@@ -35,8 +35,8 @@ def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         elif part.startswith(("function-after", "function-before", "function-wrap")):
             continue
-        elif part in ("str", "int", "float", "bool") and out.endswith("]"):
-            # union branch names in list items, e.g. values[0].str: not a field
+        elif part in ("str", "int", "float", "bool") and out:
+            # union branch names, e.g. values[0].str or trialTimeout.int: not a field
             continue
         else:
             out = f"{out}.{part}" if out else part

@@ -70,7 +70,7 @@ class GPSearch:
             n_random = n
         if n_random:
             out += fill_random(self.space, rng, n_random, taken)
-        if len(out) < n:
+        if len(out) < n and len(y_obs) >= 2:  # a GP needs data: else random fills the rest
             out += self._bayesian(x_obs, y_obs, [*pending, *out], n - len(out), taken, rng)
         if len(out) < n:  # acquisition found no unseen candidate: fall back to random
             out += fill_random(self.space, rng, n - len(out), taken)
