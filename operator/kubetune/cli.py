@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="discard an earlier run's status instead of resuming it")
     run.add_argument("--metrics-port", type=int, default=None,
                      help="serve Prometheus metrics on this port while running")
+    run.add_argument("--metrics-linger", type=float, default=0.0, metavar="SECONDS",
+                     help="keep serving metrics this long after the experiment ends, so that "
+                     "Prometheus scrapes the final state (Ctrl-C ends it early)")
     run.add_argument("--poll", type=float, default=0.5, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 

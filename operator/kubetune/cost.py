@@ -4,8 +4,13 @@
   while it runs); time spent Pending (waiting for a GPU, pulling an image) is
   not charged. A retried Job is charged for every attempt's running time,
   since the start is its first container start and the end its last.
-- Cost = charged seconds / 3600 x ``pricePerHour`` (the experiment's price,
-  else the operator's default). GPU-seconds = charged seconds x GPUs requested.
+- Cost = charged seconds / 3600 x the trial's price. The trial's price is its
+  own ``pricePerHour`` when the operator resolved one from the node it ran on
+  (per-GPU-type prices keyed by a node label), else the experiment's
+  ``cost.pricePerHour``, else the operator's default, else 0.
+  GPU-seconds = charged seconds x GPUs requested.
+- Budget: see :func:`affordable`. Trials not yet placed on a node have no
+  price of their own, so estimates for new trials use the experiment's price.
 """
 
 from __future__ import annotations
@@ -35,6 +40,16 @@ def running_seconds(trial: Trial, now: datetime) -> float:
 
 def dollars(seconds: float, price_per_hour: float) -> float:
     return seconds / 3600.0 * price_per_hour
+
+
+def trial_price(trial: Trial, price: float) -> float:
+    """The price charged for ``trial``: its own (per-GPU-type) price if set, else ``price``."""
+    return trial.price_per_hour if trial.price_per_hour is not None else price
+
+
+def trial_cost(trial: Trial, now: datetime, price: float) -> float:
+    """Dollars charged for ``trial`` up to ``now`` (``price``: the experiment's price)."""
+    return dollars(running_seconds(trial, now), trial_price(trial, price))
 
 
 def ran_seconds(trial: Trial) -> float | None:
@@ -77,7 +92,7 @@ def affordable(
     committed = 0.0
     active = 0
     for trial in trials:
-        so_far = dollars(running_seconds(trial, now), price)
+        so_far = trial_cost(trial, now, price)
         if trial.state in (TrialState.pending, TrialState.running):
             active += 1
             committed += max(so_far, estimate or 0.0)

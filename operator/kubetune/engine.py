@@ -24,7 +24,7 @@ from kubetune.api.status import (
     Trial,
     TrialState,
 )
-from kubetune.cost import affordable, dollars, effective_price, running_seconds
+from kubetune.cost import affordable, dollars, effective_price, running_seconds, trial_cost, trial_price
 from kubetune.space import SearchSpace
 from kubetune.suggest import Observation, Suggester, make_suggester
 
@@ -86,7 +86,7 @@ def observations(trials: Sequence[Trial]) -> list[Observation]:
 
 
 def spent(trials: Sequence[Trial], now: datetime, price: float) -> float:
-    return sum(dollars(running_seconds(t, now), price) for t in trials)
+    return sum(trial_cost(t, now, price) for t in trials)
 
 
 def finish_reason(
@@ -202,7 +202,7 @@ def account(trials: Sequence[Trial], now: datetime, price: float) -> list[Trial]
         charged = trial.start_time is not None
         out.append(trial.model_copy(update={
             "duration_seconds": round(seconds, 3) if charged else None,
-            "cost": round(dollars(seconds, price), 6) if charged else None,
+            "cost": round(dollars(seconds, trial_price(trial, price)), 6) if charged else None,
         }))
     return sorted(out, key=lambda t: t.index)
 

@@ -50,6 +50,11 @@ class Trial(Model):
         None, description="Running time charged (start to finish, or to now while running)."
     )
     gpus: int = Field(0, ge=0, description="GPUs the trial requests.")
+    price_per_hour: float | None = Field(
+        None, ge=0,
+        description="Dollars per hour charged for this trial, when the operator resolved a "
+        "per-GPU-type price from the node it ran on; unset: the experiment's price.",
+    )
     cost: float | None = Field(None, description="Dollars charged for the trial so far.")
 
     @property

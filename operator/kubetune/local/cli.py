@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -58,7 +60,8 @@ def run_local(experiment: Experiment, args: argparse.Namespace, console: Console
             exporter.update(status)
 
     runner = LocalRunner(experiment, workdir, poll_seconds=args.poll, on_event=on_event,
-                         on_status=on_status)
+                         on_status=on_status,
+                         on_suggestion=exporter.suggestion_seconds if exporter else None)
     try:
         kept = runner.resume()
     except ResumeError as error:
@@ -71,23 +74,29 @@ def run_local(experiment: Experiment, args: argparse.Namespace, console: Console
                   f"{experiment.spec.budget.max_trials} trials, parallelism "
                   f"{experiment.spec.budget.parallelism}; results in {workdir}/")
     try:
-        with Live(spinner, console=console, transient=True, refresh_per_second=4,
-                  redirect_stdout=False, redirect_stderr=False):
-            status = runner.run()
-    except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: running trials stopped; status saved to "
-                      f"{runner.status_path}. Run the same command again to resume.")
-        return 130
+        try:
+            with Live(spinner, console=console, transient=True, refresh_per_second=4,
+                      redirect_stdout=False, redirect_stderr=False):
+                status = runner.run()
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted[/]: running trials stopped; status saved to "
+                          f"{runner.status_path}. Run the same command again to resume.")
+            return 130
+        console.print(trials_table(experiment.spec, status, title=f"{experiment.name}"))
+        console.print(summary_line(experiment.spec, status))
+        points = best_seen_trace(experiment.spec, status.trials)
+        if points:
+            png = best_seen_png(points, workdir / TRACE_FILE, metric=metric,
+                                title=f"{experiment.name}: best-seen {metric}",
+                                maximize=experiment.spec.objective.goal == Goal.maximize)
+            console.print(f"best-seen trace: {png}")
+        console.print(f"status: {runner.status_path}")
+        linger = getattr(args, "metrics_linger", 0.0) or 0.0
+        if exporter is not None and linger > 0:
+            console.print(f"serving metrics on port {exporter.port} for {linger:g}s more")
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C only ends the lingering
+                time.sleep(linger)
+        return 0 if status.phase == "Succeeded" else 1
     finally:
         if exporter is not None:
             exporter.close()
-    console.print(trials_table(experiment.spec, status, title=f"{experiment.name}"))
-    console.print(summary_line(experiment.spec, status))
-    points = best_seen_trace(experiment.spec, status.trials)
-    if points:
-        png = best_seen_png(points, workdir / TRACE_FILE, metric=metric,
-                            title=f"{experiment.name}: best-seen {metric}",
-                            maximize=experiment.spec.objective.goal == Goal.maximize)
-        console.print(f"best-seen trace: {png}")
-    console.print(f"status: {runner.status_path}")
-    return 0 if status.phase == "Succeeded" else 1

@@ -62,6 +62,7 @@ class LocalRunner:
         poll_seconds: float = 0.5,
         on_event: Callable[[str, Trial | None, ExperimentStatus], None] | None = None,
         on_status: Callable[[ExperimentStatus], None] | None = None,
+        on_suggestion: Callable[[float], None] | None = None,
     ) -> None:
         self.experiment = experiment
         self.spec = experiment.spec
@@ -69,6 +70,7 @@ class LocalRunner:
         self.poll_seconds = poll_seconds
         self.on_event = on_event or (lambda kind, trial, status: None)
         self.on_status = on_status or (lambda status: None)
+        self.on_suggestion = on_suggestion or (lambda seconds: None)
         self.processes: dict[int, Process] = {}
         self.trials: dict[int, Trial] = {}
         self.status = ExperimentStatus()
@@ -237,7 +239,10 @@ class LocalRunner:
         for trial in self._poll():
             self._refresh()
             self.on_event("finished", trial, self.status)
+        started = time.monotonic()
         decision = plan(self.spec, list(self.trials.values()), utcnow())
+        if decision.launch:  # plan() called the suggester: report how long that took
+            self.on_suggestion(time.monotonic() - started)
         if decision.finished is not None:
             for index in decision.kill:
                 process = self.processes.pop(index, None)
