@@ -23,7 +23,6 @@ from kubetune.api.errors import InvalidSpec
 from kubetune.api.manifest import Experiment, load_experiment
 from kubetune.api.spec import GROUP, PLURAL, VERSION, Goal
 from kubetune.api.status import ExperimentStatus
-from kubetune.plots import best_seen_png
 from kubetune.ui import dollars_table
 
 
@@ -179,6 +178,8 @@ def report(args: argparse.Namespace, console: Console) -> int:
     console.print(spend_table(experiment))
     if args.png is not None:
         if points:
+            from kubetune.plots import best_seen_png  # matplotlib: imported only when asked
+
             png = best_seen_png(points, args.png, metric=metric, maximize=maximize,
                                 title=f"{experiment.name}: best-seen {metric}")
             console.print(f"best-seen trace: {png}")
