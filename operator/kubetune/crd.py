@@ -171,7 +171,7 @@ def crd() -> dict[str, Any]:
                     "properties": {
                         "apiVersion": {"type": "string", "description": "kubetune.io/v1alpha1"},
                         "kind": {"type": "string", "description": "TuningExperiment"},
-                        "metadata": {"type": "object", "description": "Standard object metadata."},
+                        "metadata": {"type": "object"},  # the API server forbids more here
                         "spec": spec_schema,
                         "status": status_schema,
                     },

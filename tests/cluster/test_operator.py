@@ -30,8 +30,10 @@ time.sleep(float(args.get("sleep", "0.5")))
 lr = float(args["learning_rate"]); depth = int(args["conv1_depth"])
 value = 1.0 - abs(lr - 0.003) * 50 - abs(depth - 20) / 100
 out = json.dumps({"val_accuracy": value, "val_loss": 1 - value})
-with open(os.environ.get("KUBETUNE_TERMINATION_LOG", "/dev/termination-log"), "w") as f:
-    f.write(out)
+if args.get("termination_log", "yes") == "yes":
+    with open(os.environ.get("KUBETUNE_TERMINATION_LOG", "/dev/termination-log"), "w") as f:
+        f.write(out)
+print("training done")
 print(out)
 """
 
@@ -157,16 +159,22 @@ def test_sigkill_restarts_lose_and_duplicate_nothing(local_cluster, kube, namesp
                               command=fake_trainer, args=["--sleep=1"])
     local_cluster.kubectl("apply", "-f", str(write_manifest(tmp_path, doc)))
     log = tmp_path / "operator.log"
+
+    def recorded() -> list[int]:
+        status = get_tex(kube, namespace, "restart").get("status") or {}
+        return [t["index"] for t in status.get("trials", [])]
+
     for failpoint in ("job-created=3", "status-patched=5"):
         with operator(local_cluster, namespace, log,
                       extra_env={"KUBETUNE_FAILPOINTS": failpoint}) as op:
             code = wait_for(f"the operator to die at {failpoint}", op.proc.poll, timeout=180,
                             explain=op.tail)
             assert code == -9, op.tail()
-    names = sorted(j["metadata"]["name"] for j in jobs(kube, namespace, "restart"))
-    recorded = [t["index"] for t in (get_tex(kube, namespace, "restart").get("status") or {})
-                .get("trials", [])]
-    assert len(names) > len(recorded) or names, "the first kill should leave an unrecorded Job"
+        if failpoint.startswith("job-created"):
+            # killed right after creating its third Job, before recording it
+            names = sorted(j["metadata"]["name"] for j in jobs(kube, namespace, "restart"))
+            assert names == ["restart-0", "restart-1", "restart-2"]
+            assert recorded() == [0, 1]
     with operator(local_cluster, namespace, log) as op:
         wait_for("the experiment to finish", lambda: finished(kube, namespace, "restart"),
                  timeout=300, explain=op.tail)
@@ -213,3 +221,19 @@ def test_kubectl_explain_shows_descriptions(local_cluster, crd):
     assert "search space" in out and "scale" in out and "log space" in out
     out = local_cluster.kubectl("explain", "tuningexperiment.spec.budget.maxCost").stdout
     assert "Dollars" in out
+
+
+def test_result_read_from_the_log_when_no_termination_message(local_cluster, kube, namespace, crd,
+                                                              tmp_path, fake_trainer):
+    """No termination message: the operator reads the last JSON line of the pod's log
+    (through the API server's pods/log, served by the node agent)."""
+    doc = experiment_manifest("logonly", namespace, trials=1, parallelism=1,
+                              command=fake_trainer, args=["--termination_log=no"])
+    local_cluster.kubectl("apply", "-f", str(write_manifest(tmp_path, doc)))
+    with operator(local_cluster, namespace, tmp_path / "operator.log") as op:
+        wait_for("the experiment to finish", lambda: finished(kube, namespace, "logonly"),
+                 timeout=120, explain=op.tail)
+        trial = get_tex(kube, namespace, "logonly")["status"]["trials"][0]
+    assert trial["state"] == "Succeeded", trial
+    lr, depth = trial["parameters"]["learning_rate"], trial["parameters"]["conv1_depth"]
+    assert trial["value"] == pytest.approx(1.0 - abs(lr - 0.003) * 50 - abs(depth - 20) / 100)
