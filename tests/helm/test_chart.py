@@ -3,8 +3,13 @@ the Kubernetes schemas, is hardened and labelled, and grants least-privilege RBA
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import inspect
 import json
 import re
+import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -304,18 +309,18 @@ def granted(objects: list[dict[str, Any]], kind: str) -> dict[str | None, set[Ru
     return out
 
 
-# What the operator's own code calls (kubetune/controller/kube.py), by client method.
+# What each method of kubetune.controller.kube.Kube sends to the API server.
 CLIENT_CALLS: dict[str, Rule] = {
-    "get_namespaced_custom_object": ("kubetune.io", "tuningexperiments", "get"),
-    "patch_namespaced_custom_object_status": ("kubetune.io", "tuningexperiments/status", "patch"),
-    "list_namespaced_job": ("batch", "jobs", "list"),
-    "create_namespaced_job": ("batch", "jobs", "create"),
-    "read_namespaced_job": ("batch", "jobs", "get"),
-    "delete_namespaced_job": ("batch", "jobs", "delete"),
-    "list_namespaced_pod": ("", "pods", "list"),
-    "read_namespaced_pod_log": ("", "pods/log", "get"),
-    "create_namespaced_event": ("", "events", "create"),
-    "read_node": ("", "nodes", "get"),
+    "get_experiment": ("kubetune.io", "tuningexperiments", "get"),
+    "patch_status": ("kubetune.io", "tuningexperiments/status", "patch"),
+    "list_jobs": ("batch", "jobs", "list"),
+    "create_job": ("batch", "jobs", "create"),
+    "get_job": ("batch", "jobs", "get"),
+    "delete_job": ("batch", "jobs", "delete"),
+    "list_pods": ("", "pods", "list"),
+    "read_log": ("", "pods/log", "get"),
+    "event": ("", "events", "create"),
+    "node_labels": ("", "nodes", "get"),
 }
 # What Kopf does for the handlers in kubetune/controller/handlers.py.
 KOPF_CALLS: set[Rule] = {
@@ -335,13 +340,90 @@ ADMISSION: set[Rule] = {("kubetune.io", "tuningexperiments/finalizers", "update"
 CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces", "nodes"}
 
 
-def test_client_calls_table_matches_the_operator_code() -> None:
-    """A new API call in kube.py must be added here, and so to the chart's RBAC."""
-    source = (ROOT / "operator" / "kubetune" / "controller" / "kube.py").read_text()
-    calls = set(re.findall(r"self\.(?:custom|batch|core)\.(\w+)\(", source))
-    assert calls == set(CLIENT_CALLS), (
-        f"kube.py calls {sorted(calls - set(CLIENT_CALLS))} that the chart's RBAC does not "
-        f"cover yet, or no longer calls {sorted(set(CLIENT_CALLS) - calls)}")
+def rule_of(method: str, url: str) -> Rule:
+    """The RBAC (group, resource, verb) that authorizes one API request."""
+    parsed = urllib.parse.urlsplit(url)
+    parts = parsed.path.strip("/").split("/")
+    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+    if rest[0] == "namespaces" and len(rest) > 2:
+        rest = rest[2:]
+    resource = "/".join([rest[0], *rest[2:3]])
+    named = len(rest) > 1
+    if method == "GET":
+        watch = "watch=true" in parsed.query or "watch=1" in parsed.query
+        verb = "watch" if watch else "get" if named else "list"
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
+    return group, resource, verb
+
+
+@contextlib.contextmanager
+def recording_api_server() -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """A loopback HTTP server answering every request with an empty object; records them."""
+    seen: list[tuple[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append((self.command, self.path))
+            body = json.dumps({"items": [], "metadata": {"labels": {}}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_client_calls_table_matches_the_operator_code(tmp_path: Path) -> None:
+    """Each Kube method is called against a recording server: the requests it sends need
+    exactly the rule in CLIENT_CALLS. A new method must be added there, and so to the
+    chart's RBAC."""
+    from kubetune.controller.kube import Kube, load_config
+
+    methods = {name for name, member in inspect.getmembers(Kube, inspect.isfunction)
+               if not name.startswith("_") and name not in ("request", "request_bytes")}
+    assert methods == set(CLIENT_CALLS), (
+        f"Kube has methods {sorted(methods - set(CLIENT_CALLS))} the chart's RBAC does not "
+        f"cover yet, or lost {sorted(set(CLIENT_CALLS) - methods)}")
+    experiment = {"apiVersion": "kubetune.io/v1alpha1", "kind": "TuningExperiment",
+                  "metadata": {"name": "e", "namespace": "ns", "uid": "u", "resourceVersion": "1"}}
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "e-0"}, "spec": {}}
+    calls: dict[str, tuple[Any, ...]] = {
+        "get_experiment": ("ns", "e"), "patch_status": ("ns", "e", "1", {"phase": "Running"}),
+        "list_jobs": ("ns", "kubetune.io/experiment=e"), "create_job": ("ns", job),
+        "get_job": ("ns", "e-0"), "delete_job": ("ns", "e-0"),
+        "list_pods": ("ns", "kubetune.io/experiment=e"), "read_log": ("ns", "e-0-abc", "trainer"),
+        "event": (experiment, "Normal", "TrialCreated", "trial 0 created"),
+        "node_labels": ("node-1",),
+    }
+    with recording_api_server() as (url, seen):
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": url}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+        kube = Kube(load_config(str(kubeconfig)))
+        for name, rule in CLIENT_CALLS.items():
+            seen.clear()
+            getattr(kube, name)(*calls[name])
+            assert seen, f"Kube.{name} sent no request"
+            assert {rule_of(m, u) for m, u in seen} == {rule}, (name, seen)
 
 
 @pytest.mark.parametrize("scenario", SCENARIO_IDS)
@@ -366,7 +448,7 @@ def test_rbac_is_least_privilege(rendered: dict[str, Rendered], scenario: str) -
                    for _, r, v in every)
 
     needed = {rule for name, rule in CLIENT_CALLS.items()
-              if name != "read_node" or gpu_prices} | KOPF_CALLS | ADMISSION
+              if name != "node_labels" or gpu_prices} | KOPF_CALLS | ADMISSION
     if watch:
         needed |= KOPF_NAMESPACED_MODE
     expected_cluster = {r for r in needed if r[1] in CLUSTER_SCOPED}
