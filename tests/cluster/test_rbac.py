@@ -188,13 +188,18 @@ def tex(kube: KubeAPI, namespace: str, name: str) -> dict[str, Any]:
 
 
 def run_experiment(cluster: Any, kube: KubeAPI, op: ChartOperator, namespace: str,
-                   tmp_path: Path, name: str) -> dict[str, Any]:
+                   tmp_path: Path, name: str, *, priced: bool = True,
+                   jobs_deleted: bool = False) -> dict[str, Any]:
     """Apply a 3-trial experiment (fake trainer), wait for Succeeded, delete it (the
-    operator, as the ServiceAccount, lets the deletion through); return its status."""
+    operator, as the ServiceAccount, lets the deletion through); return its status.
+    priced=False: no spec.cost.pricePerHour, so the operator's prices apply;
+    jobs_deleted: finishedJobs=delete, the operator deletes every trial's Job itself."""
     script = tmp_path / "fake_trainer.py"
     script.write_text(FAKE_TRAINER)
     doc = experiment_manifest(name, namespace, trials=3, parallelism=2,
                               command=[sys.executable, str(script)], args=[])
+    if not priced:
+        del doc["spec"]["cost"]
     applied = cluster.kubectl("apply", "-f", str(write_manifest(tmp_path, doc)), check=False)
     assert applied.returncode == 0, applied.stderr
 
@@ -210,6 +215,11 @@ def run_experiment(cluster: Any, kube: KubeAPI, op: ChartOperator, namespace: st
     assert [t["state"] for t in status["trials"]] == ["Succeeded"] * 3, explain()
     described = cluster.kubectl("describe", "tex", name, "-n", namespace).stdout
     assert "TrialSucceeded" in described, described  # events were created
+    if jobs_deleted:  # by the ServiceAccount's `delete jobs`, not by garbage collection
+        wait_for("the operator to delete the finished Jobs", lambda: not kube.get(
+            f"/apis/batch/v1/namespaces/{namespace}/jobs",
+            labelSelector=f"kubetune.io/experiment={name}")["items"], timeout=30,
+            interval=0.5, explain=op.tail)
     # Deleting goes through whatever finalizer Kopf put on it (removed with `patch`).
     cluster.kubectl("delete", "tex", name, "-n", namespace, "--wait=true", timeout=90)
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{op.metrics_port}/metrics",
@@ -259,13 +269,13 @@ def test_cluster_wide_rbac_suffices_and_is_least(local_cluster, kube, namespace,
                                                 tmp_path / "sa.kubeconfig")
         assert_identity(local_cluster, kubeconfig, release, namespace)
         with chart_operator(release, kubeconfig, tmp_path / "operator.log") as op:
-            status = run_experiment(local_cluster, kube, op, namespace, tmp_path, "rbac-cw")
-        # finishedJobs: delete went through the ServiceAccount's `delete jobs`
-        assert not kube.get(f"/apis/batch/v1/namespaces/{namespace}/jobs",
-                            labelSelector="kubetune.io/experiment=rbac-cw")["items"]
-        # Where the operator resolves per-GPU prices from the node (`get nodes`), this
-        # node's is 3.5; a denied read would leave the experiment's 2.6 silently.
-        assert all(t.get("pricePerHour") in (None, 3.5) for t in status["trials"])
+            status = run_experiment(local_cluster, kube, op, namespace, tmp_path, "rbac-cw",
+                                    priced=False, jobs_deleted=True)
+        # The per-GPU-type price came from the node's label (`get nodes`): a denied read
+        # would leave the trials unpriced, silently.
+        for trial in status["trials"]:
+            assert trial["pricePerHour"] == 3.5, status["trials"]
+            assert trial["cost"] == pytest.approx(trial["durationSeconds"] / 3600 * 3.5, abs=1e-5)
 
         def yes(verb: str, resource: str, ns: str | None = namespace, sub: str | None = None
                 ) -> bool:
