@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from rich.console import Console
 from kubetune.api.errors import InvalidSpec
 from kubetune.api.manifest import Experiment, load_experiment
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped or logged output (CI, `| tee`) would otherwise wrap tables at 80 columns.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 
 def read_manifest(path: Path) -> Experiment:
