@@ -28,6 +28,7 @@ lint: setup
 
 crd: setup
 	$(VENV)/bin/kubetune crd > crds/tuningexperiments.kubetune.io.yaml
+	cp crds/tuningexperiments.kubetune.io.yaml helm/kubetune/files/crds/
 
 dev-cluster: setup control-plane
 	$(VENV)/bin/kubetune dev-cluster up
