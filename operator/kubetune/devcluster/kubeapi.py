@@ -77,8 +77,9 @@ class KubeAPI:
             raise _error(resp.status, resp.reason, resp.data)
         return json.loads(resp.data) if resp.data else {}
 
-    def get(self, path: str, **query: Any) -> dict[str, Any]:
-        return self.request("GET", path, query=query)
+    def get(self, path: str, params: dict[str, Any] | None = None, **query: Any) -> dict[str, Any]:
+        """GET with query parameters given as `params` and/or keywords."""
+        return self.request("GET", path, query={**(params or {}), **query})
 
     def watch(self, path: str, *, read_timeout: float, **query: Any) -> Iterator[dict[str, Any]]:
         """Yield watch events ({type, object}) until the server ends the stream.

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ class PodRun:
     proc: subprocess.Popen[bytes] | None = None
     started_at: str = ""
     deleting: bool = False
+    deleted: bool = False
     done: bool = False
     finalized: bool = False
     kill_timer: threading.Timer | None = None
@@ -237,13 +239,31 @@ class NodeAgent:
                              content_type=MERGE_PATCH)
 
     def _heartbeat_loop(self) -> None:
+        """Refresh the Ready condition and the node Lease, as a kubelet does."""
         path = f"/api/v1/nodes/{self.node_name}/status"
+        self._renew_lease()
         while not self._stop.wait(HEARTBEAT_S):
             try:
                 self.api.request("PATCH", path, body={"status": {"conditions": self._conditions()}},
                                  content_type=STRATEGIC_PATCH, timeout=10)
+                self._renew_lease()
             except Exception as e:  # keep beating through API hiccups
                 log.warning("node heartbeat failed: %s", e)
+
+    def _renew_lease(self) -> None:
+        leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+        renew = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        spec = {"holderIdentity": self.node_name, "leaseDurationSeconds": 40,
+                "renewTime": renew}
+        try:
+            self.api.request("PATCH", f"{leases}/{self.node_name}", body={"spec": spec},
+                             content_type=MERGE_PATCH, timeout=10)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            self.api.request("POST", leases, timeout=10, body={
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": self.node_name}, "spec": spec})
 
     # ---- pods ------------------------------------------------------------------
 
@@ -279,40 +299,54 @@ class NodeAgent:
         meta = pod["metadata"]
         uid = meta["uid"]
         deleting = meta.get("deletionTimestamp") is not None
-        finalize = False
+        if kind == "DELETED":
+            self._on_deleted(uid)
+            return
+        action = None
         with self._lock:
             run = self._runs.get(uid)
-            if kind == "DELETED":
-                if run is not None:
-                    run.deleting = run.finalized = True
-                    self._by_name.pop((run.namespace, run.name), None)
-                    if run.proc is not None:
-                        procs.signal_group(run.proc, signal.SIGKILL)
-                return
             if run is None:
                 if deleting:
-                    finalize = True  # never started here: nothing to stop
+                    action = "finalize"  # never started here: nothing to stop
                 elif self._owned_elsewhere(pod):
                     self._runs[uid] = PodRun(uid, meta["namespace"], meta["name"], "", Path(),
                                              pod, done=True)
-                    self._report_lost(pod)
-                    return
+                    action = "lost"
                 else:
                     run = self._new_run(pod)
+                    action = "start"
             elif deleting and not run.deleting:
                 run.deleting = True
-                if run.done:
-                    finalize = not run.finalized
+                if not run.done:
+                    self._begin_kill(run, pod)  # the supervisor finalizes after the exit
+                elif not run.finalized:
                     run.finalized = True
-                else:
-                    self._begin_kill(run, pod)
-                return
-            else:
-                return
-        if finalize:
+                    action = "finalize"
+        if action == "finalize":
             self._finalize(meta["namespace"], meta["name"], uid)
-        elif run is not None:
+        elif action == "lost":
+            self._report_lost(pod)
+        elif action == "start" and run is not None:
             self._start_pod(run)
+
+    def _on_deleted(self, uid: str) -> None:
+        """The pod object is gone: kill a process still running (force deletion), drop files."""
+        with self._lock:
+            run = self._runs.get(uid)
+            if run is None or run.deleted:
+                return
+            run.deleting = run.finalized = run.deleted = True
+            if self._by_name.get((run.namespace, run.name)) is run:
+                del self._by_name[(run.namespace, run.name)]
+            if run.proc is not None:
+                procs.signal_group(run.proc, signal.SIGKILL)
+            remove = run.done or run.proc is None
+        if remove:
+            self._remove_files(run)
+
+    def _remove_files(self, run: PodRun) -> None:
+        if run.workdir != Path() and run.workdir.is_relative_to(self.root):
+            shutil.rmtree(run.workdir, ignore_errors=True)
 
     def _owned_elsewhere(self, pod: dict[str, Any]) -> bool:
         """Already terminal, or started by a previous agent whose process is gone."""
@@ -370,8 +404,11 @@ class NodeAgent:
             run.done = True
             finalize = run.deleting and not run.finalized
             run.finalized = run.finalized or finalize
+            remove = run.deleted
         if finalize:
             self._finalize(run.namespace, run.name, run.uid)
+        if remove:
+            self._remove_files(run)
 
     def _begin_kill(self, run: PodRun, pod: dict[str, Any]) -> None:
         """Graceful deletion: SIGTERM now, SIGKILL when the grace period is over."""
