@@ -235,3 +235,16 @@ def test_per_gpu_type_price_from_node_label(fake_kube):
     trial = status(fake_kube)["trials"][0]
     assert trial["pricePerHour"] == 0.36
     assert trial["cost"] == pytest.approx(0.5 * 0.36)  # 30 minutes on a T4
+
+
+def test_delete_policy_asks_for_a_prompt_pass_after_recording_results(fake_kube):
+    """The pass that records a result must not leave the Job waiting for the idle interval."""
+    fake_kube.add_experiment(experiment(maxTrials=1, parallelism=1))
+    reconciler = Reconciler(fake_kube, OperatorConfig(finished_jobs="delete"))
+    reconciler.reconcile("default", "exp")
+    fake_kube.finish_job("exp-0", message=json.dumps({"acc": 0.8}))
+    result = reconciler.reconcile("default", "exp")  # records the result, experiment finished
+    assert result.finished and result.active
+    assert ("default", "exp-0") in fake_kube.jobs
+    result = reconciler.reconcile("default", "exp")
+    assert ("default", "exp-0") not in fake_kube.jobs and not result.active

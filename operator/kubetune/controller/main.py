@@ -32,9 +32,9 @@ def run_operator(args: argparse.Namespace) -> int:
         handlers.RUNTIME.metrics = Metrics()
         if args.metrics_port:
             handlers.RUNTIME.metrics.serve(args.metrics_port)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     kopf.configure(verbose=args.verbose)
+    if not args.verbose:  # one line per handled Job/Pod event is noise at INFO
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = args.namespace or []
     asyncio.run(kopf.operator(
         clusterwide=not namespaces,

@@ -199,8 +199,18 @@ class Reconciler:
         failpoints.hit("status-patched")
         self._after_patch(obj, spec, previous, status, jobs)
         active = status.counts.pending + status.counts.running > 0
-        return PassResult(active=active or bool(decision.launch),
+        return PassResult(active=active or bool(decision.launch) or self._cleanup_due(previous,
+                                                                                        status, jobs),
                           finished=decision.finished is not None)
+
+    def _cleanup_due(self, previous: ExperimentStatus, status: ExperimentStatus,
+                     jobs: Mapping[int | None, Mapping[str, Any]]) -> bool:
+        """Results recorded just now whose Jobs the ``delete`` policy removes on the next pass."""
+        if self.config.finished_jobs != "delete":
+            return False
+        before = {t.index for t in previous.trials if TrialState(t.state).finished}
+        return any(t.index in jobs and t.index not in before
+                   for t in status.trials if TrialState(t.state).finished)
 
     def _price_by_gpu_type(self, spec: ExperimentSpec, trials: dict[int, Trial],
                            pods: Mapping[int, list[dict[str, Any]]]) -> None:
