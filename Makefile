@@ -20,11 +20,11 @@ control-plane: system-deps
 	./hack/build-control-plane.sh
 
 test: setup control-plane
-	$(PY) -m ruff check operator trainer tests benchmarks
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 lint: setup
-	$(PY) -m ruff check operator trainer tests benchmarks
+	$(PY) -m ruff check .
 
 crd: setup
 	$(VENV)/bin/kubetune crd > crds/tuningexperiments.kubetune.io.yaml

@@ -56,9 +56,14 @@ def is_finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+def _completion_order(trial: Trial) -> tuple[float, int]:
+    return (trial.finish_time.timestamp() if trial.finish_time else math.inf, trial.index)
+
+
 def best_trial(spec: ExperimentSpec, trials: Sequence[Trial]) -> Trial | None:
+    """The best trial; among equal values, the first to finish (as the best-seen trace has it)."""
     best: Trial | None = None
-    for trial in trials:
+    for trial in sorted(trials, key=_completion_order):
         if trial.state != TrialState.succeeded or not is_finite(trial.value):
             continue
         if best is None or spec.objective.better(trial.value, best.value):  # type: ignore[arg-type]

@@ -222,7 +222,7 @@ def test_ctrl_c_then_resume_without_repeating_finished_trials(
     (fake.record / "slow").unlink()
     capsys.readouterr()
     assert run(manifest, workdir) == 0
-    assert "finished trials kept" in flat(capsys.readouterr().out)
+    assert "2 completed trials kept" in flat(capsys.readouterr().out)
     resumed = read_status(workdir)
     assert resumed.phase == "Succeeded"
     assert resumed.trials[:2] == status.trials[:2]  # untouched: same config, value, times

@@ -12,7 +12,14 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 GROUP = "kubetune.io"
@@ -130,6 +137,13 @@ class Parameter(Model):
     values: list[CategoricalValue] | None = Field(
         None, description="The choices of a categorical parameter (strings or numbers)."
     )
+
+    @field_serializer("min", "max")
+    def _bound(self, value: float | None) -> float | int | None:
+        """Int parameters' bounds are written back as ints (``min: 3``, not ``3.0``)."""
+        if value is not None and self.type == ParameterType.int:
+            return int(value)
+        return value
 
     @field_validator("name")
     @classmethod

@@ -68,7 +68,7 @@ def run_local(experiment: Experiment, args: argparse.Namespace, console: Console
         console.print(f"[red]error:[/] {error}")
         return 2
     if kept:
-        console.print(f"resuming {experiment.name}: {kept} finished trials kept from "
+        console.print(f"resuming {experiment.name}: {kept} completed trials kept from "
                       f"{runner.status_path}")
     console.print(f"[bold]{experiment.name}[/]: {experiment.spec.algorithm.name}, "
                   f"{experiment.spec.budget.max_trials} trials, parallelism "

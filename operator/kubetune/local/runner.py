@@ -97,7 +97,7 @@ class LocalRunner:
         os.replace(tmp, self.status_path)
 
     def resume(self) -> int:
-        """Load an earlier run's trials; returns how many finished trials were kept.
+        """Load an earlier run's trials; returns how many completed (succeeded or failed) were kept.
 
         Trials that were still running when that run stopped are recorded as
         Killed (their processes are gone): they are not counted against
@@ -125,7 +125,8 @@ class LocalRunner:
                 })
             self.trials[trial.index] = trial
         self.status = previous
-        return sum(1 for t in self.trials.values() if TrialState(t.state).finished)
+        return sum(1 for t in self.trials.values()
+                   if t.state in (TrialState.succeeded, TrialState.failed))
 
     # ------------------------------------------------------------------ processes
     def _env(self, index: int, termination_path: Path) -> dict[str, str]:
