@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import itertools
 import json
 import math
 import multiprocessing as mp
@@ -45,6 +46,7 @@ from kubetune.trials import parameter_args
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "examples" / "digits-quick.yaml"
+RECYCLE = 150  # trials per worker process before it is replaced
 PRICE = 2.60  # dollars per observation: one g2.8xlarge hour, the seed's figure
 LEVELS = (0.90, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99)
 # Chosen to fit the 60-minute budget on 2 cores (see RESULTS.md for measured trial times).
@@ -74,6 +76,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="2 repeats x 8 evals, 1 epoch, "
                     "200 images: a smoke test of the whole pipeline for CI")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    ap.add_argument("--from-json", type=Path, default=None, metavar="PATH",
+                    help="only re-summarize and re-plot the saved run PATH (no training); "
+                    "give the same --quick/--epochs as that run")
     args = ap.parse_args(argv)
     preset = {**DEFAULTS, **(QUICK if args.quick else {})}
     for key, value in preset.items():
@@ -156,7 +161,10 @@ def run_study(spec: ExperimentSpec, args: argparse.Namespace) -> tuple[list[Run]
     ctx = mp.get_context("spawn")
     started = time.perf_counter()
     reported = 0
-    with cf.ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_init_worker) as pool:
+    # A worker's memory grows by ~10 MB per trial (TensorFlow keeps state across
+    # clear_session); replacing each worker every RECYCLE trials bounds it (~10 s each).
+    with cf.ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_init_worker,
+                                max_tasks_per_child=RECYCLE) as pool:
         # The untuned CNN (the trainer's defaults for the 8 tuned parameters), per repeat.
         defaults = [pool.submit(_train, trainer_argv(spec, None, args, r))
                     for r in range(args.repeats)]
@@ -252,7 +260,7 @@ def summarize(runs: list[Run], baseline: dict[str, Any], args: argparse.Namespac
     budgets = sorted({b for b in (5, 10, 20, 40, 80) if b <= args.evals} | {args.evals})
     levels = [float(x) for x in args.levels.split(",")]
     lines = [f"# Seed reproduction on digits{' (quick)' if args.quick else ''}", ""]
-    lines.append(f"`{' '.join(sys.argv)}`  \n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+    lines.append(f"`{args.command}`  \n{args.finished} UTC, "
                  f"{machine()}, {args.workers} worker(s), {wall / 60:.1f} min, "
                  f"{baseline['trainings']} trainings.  ")
     manifest = args.manifest.resolve()
@@ -261,7 +269,7 @@ def summarize(runs: list[Run], baseline: dict[str, Any], args: argparse.Namespac
                  f"evaluations; search space and trainer args from `{shown}`"
                  f", overridden: epochs={args.epochs}"
                  + (f", max_train_images={args.max_train_images}" if args.max_train_images else "")
-                 + f", initial points {args.initial_points or 'as the manifest'}.\n")
+                 + f", {args.initial_points} initial random points.\n")
     lines += ["## Median best-seen validation accuracy (Figure 3)", "",
               "| method | " + " | ".join(f"@{b}" for b in budgets) + " |",
               "|---|" + "---|" * len(budgets)]
@@ -309,10 +317,26 @@ def summarize(runs: list[Run], baseline: dict[str, Any], args: argparse.Namespac
         lines.append(f"| {level:.2f} | " + " | ".join(cells) + " |")
     lines += ["", "(n obs, k/R): median observations needed, repeats that reached the level "
               f"within {args.evals}.", ""]
+    lines += ["## What each method trained", "",
+              "Validation accuracy of the trials themselves (all repeats; failed = 0), and "
+              "their training time: the $ per observation model above ignores that gp's "
+              "configurations may be larger.", "",
+              "| method | evaluations | median accuracy | share < 0.5 (diverged) | "
+              "share >= 0.975 | mean training s |", "|---|---|---|---|---|---|"]
+    for lo, hi in _phases(args):
+        for m in methods:
+            trials = [t for r in runs if r.method == m for t in r.trials[lo:hi]]
+            acc = np.array([_acc(t) for t in trials])
+            secs = [t["train_seconds"] for t in trials if t.get("train_seconds") is not None]
+            lines.append(f"| {m} | {lo + 1}-{hi} | {np.median(acc):.4f} | "
+                         f"{np.mean(acc < 0.5):.0%} | {np.mean(acc >= 0.975):.0%} | "
+                         + (f"{np.mean(secs):.1f} |" if secs else "- |"))
+    lines.append("")
     lines += targets(curves, args.evals)
-    asks = baseline["ask_seconds"]
-    lines += ["", f"Suggestion time per ask: median {np.median(asks):.3f} s, "
-              f"p95 {np.percentile(asks, 95):.3f} s, max {max(asks):.3f} s."]
+    asks = baseline.get("ask_seconds") or []
+    if asks:
+        lines += ["", f"Suggestion time per ask: median {np.median(asks):.3f} s, "
+                  f"p95 {np.percentile(asks, 95):.3f} s, max {max(asks):.3f} s."]
     return "\n".join(lines) + "\n", summary
 
 
@@ -344,26 +368,60 @@ def png_name(args: argparse.Namespace) -> str:
 
 
 def plot(runs: list[Run], args: argparse.Namespace, path: Path) -> None:
+    """Left: median best-seen with quartile bands (the seed's Figure 3). Right: what each
+    method actually trained, as the distribution of its trials' validation accuracy."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for m in dict.fromkeys(r.method for r in runs):
+    methods = list(dict.fromkeys(r.method for r in runs))
+    fig, (ax, box) = plt.subplots(1, 2, figsize=(12, 4.3))
+    low = 1.0
+    for i, m in enumerate(methods):
         c = np.vstack([best_seen(r, args.evals) for r in runs if r.method == m])
         x = np.arange(1, c.shape[1] + 1)
         q1, med, q3 = np.percentile(c, [25, 50, 75], axis=0)
-        (line,) = ax.plot(x, med, label=f"{m} (median of {len(c)})")
-        ax.fill_between(x, q1, q3, color=line.get_color(), alpha=0.2)
+        ax.plot(x, med, label=f"{m} (median of {len(c)})", color=f"C{i}")
+        ax.fill_between(x, q1, q3, color=f"C{i}", alpha=0.2)
+        low = min(low, float(q1[min(4, len(q1) - 1)]))
+    ax.set_ylim(max(0.0, low - 0.01), 1.0)
     ax.set_xlabel("observations")
     ax.set_ylabel("best validation accuracy so far")
-    ax.set_title("CNN on digits: Bayesian optimization vs random search")
+    ax.set_title("CNN on digits: median best-seen, quartile bands")
     ax.grid(alpha=0.3)
     ax.legend()
+    phases = _phases(args)
+    data, labels, colors = [], [], []
+    for lo, hi in phases:
+        for i, m in enumerate(methods):
+            data.append([_acc(t) for r in runs if r.method == m for t in r.trials[lo:hi]])
+            labels.append(f"{m}\n{lo + 1}-{hi}")
+            colors.append(f"C{i}")
+    parts = box.boxplot(data, patch_artist=True)
+    for patch, color in zip(parts["boxes"], colors, strict=True):
+        patch.set_facecolor(color)
+        patch.set_alpha(0.4)
+    box.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
+    box.set_ylabel("validation accuracy of each trial")
+    box.set_title("what each method trained (all repeats), by evaluation range")
+    box.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _acc(trial: dict[str, Any]) -> float:
+    """A trial's validation accuracy; a failed trial counts as 0."""
+    value = trial.get("val_accuracy") if trial.get("status") == "ok" else None
+    return float(value) if value is not None else 0.0
+
+
+def _phases(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """Evaluation ranges: before the GP starts, then early, middle and late."""
+    start = min(args.initial_points, args.evals)
+    cuts = sorted({start, *(c for c in (20, 40) if start < c < args.evals), args.evals})
+    return [(0, start), *itertools.pairwise(cuts)]
 
 
 def machine() -> str:
@@ -381,9 +439,22 @@ def machine() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     spec = load_experiment(yaml.safe_load(args.manifest.read_text())).spec
-    started = time.perf_counter()
-    runs, baseline = run_study(spec, args)
-    wall = time.perf_counter() - started
+    args.initial_points = args.initial_points or spec.algorithm.initial_points
+    if args.from_json:  # re-summarize and re-plot a finished run, no training
+        saved = json.loads(args.from_json.read_text())
+        runs = [Run(r["method"], r["repeat"], None, r["trials"]) for r in saved["runs"]]
+        baseline, wall = saved["baseline"], float(saved["wall_seconds"])
+        args.command = saved.get("command", "benchmarks/seed_reproduction.py")
+        args.finished = saved.get("finished") or datetime.fromtimestamp(
+            args.from_json.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M")
+        args.evals = max(len(r.trials) for r in runs)
+        args.repeats = 1 + max(r.repeat for r in runs)
+    else:
+        started = time.perf_counter()
+        runs, baseline = run_study(spec, args)
+        wall = time.perf_counter() - started
+        args.command = " ".join(sys.argv)
+        args.finished = f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
     text, summary = summarize(runs, baseline, args, wall)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "seed_reproduction" + ("-quick" if args.quick else "")
@@ -391,10 +462,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / f"{stem}.md").write_text(text)
     (args.out / f"{stem}.json").write_text(json.dumps({
         "args": {k: str(v) for k, v in vars(args).items()},
+        "command": args.command,
+        "finished": args.finished,
         "wall_seconds": wall,
         "summary": summary,
         "runs": [{"method": r.method, "repeat": r.repeat, "trials": r.trials} for r in runs],
-        "baseline": {k: v for k, v in baseline.items() if k != "ask_seconds"},
+        "baseline": baseline,
     }, indent=1, default=str))
     print(text)
     print(f"wrote {args.out / stem}.md, .json, .png")

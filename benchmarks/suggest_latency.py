@@ -148,8 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     base_reps += [base_reps[-1]] * (len(sizes) - len(base_reps))
     original = load_original(args.original) if args.original else None
     rows: list[dict[str, Any]] = []
-    print(f"# suggest latency: {args.batch} suggestions, cnn_mixed history; {machine()}",
-          flush=True)
+    where = machine()
+    print(f"# suggest latency: {args.batch} suggestions, cnn_mixed history; {where}", flush=True)
     for size, n_base in zip(sizes, base_reps, strict=True):
         row: dict[str, Any] = {"observations": size, "kubetune": [], "kubetune_pending": [],
                                "baseline": [], "ablations": {}, "original": []}
@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "suggest_latency.json").write_text(json.dumps(rows, indent=1))
     (args.out / "suggest_latency.md").write_text(
-        f"# suggest latency\n\n`{' '.join(sys.argv)}` on {machine()}\n\n{text}\n")
+        f"# suggest latency\n\n`{' '.join(sys.argv)}` on {where}\n\n{text}\n")
     return 0
 
 
