@@ -14,7 +14,7 @@ run in-process.
 
 scikit-optimize's ``ask(n_points=4)`` refits the GP once per point, so its batch-4
 runs cost as much as its batch-1 runs (30-90 s each here); ``--skopt-batches 1``
-drops them. The full default run takes about 20 minutes on 2 idle cores.
+drops them. The full default run took 28 minutes on 2 lightly loaded cores.
 
 BLAS is limited to one thread in every worker (``--blas-threads``), for all methods:
 on this 2-core machine OpenBLAS threads fighting other processes made
