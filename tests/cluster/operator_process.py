@@ -25,6 +25,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a process started with start_new_session, SIGKILL it after 20 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
 class OperatorProcess:
     """One ``kubetune operator`` process; its log is kept for failure messages."""
 
@@ -41,13 +52,7 @@ class OperatorProcess:
                                      start_new_session=True)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process_group(self.proc)
         self.log.close()
 
     def tail(self, lines: int = 60) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from tests.cluster.operator_process import (
     apply_crd,
     experiment_manifest,
     free_port,
+    stop_process_group,
     wait_for,
     write_manifest,
 )
@@ -139,13 +139,7 @@ class ChartOperator:
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process_group(self.proc)
         self.log.close()
 
     def text(self) -> str:
