@@ -93,7 +93,11 @@ def apply_gp_set(assignments: list[str]) -> None:
         name, _, value = item.partition("=")
         if not hasattr(gp, name):
             raise SystemExit(f"--gp-set: kubetune.suggest.gp has no {name}")
-        setattr(gp, name, ast.literal_eval(value))
+        try:
+            setattr(gp, name, ast.literal_eval(value))
+        except (ValueError, SyntaxError) as e:
+            raise SystemExit(f"--gp-set {item}: VALUE must be a Python literal "
+                             f"(quote strings: NAME='\"text\"'): {e}") from None
 
 
 def _run(task: tuple[str, str, int, int, int]) -> dict[str, Any]:
@@ -320,6 +324,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    apply_gp_set(args.gp_set)  # bad input fails here, not in every pool worker
     started = time.perf_counter()
     results = run_all(args)
     text = report(results, args)
