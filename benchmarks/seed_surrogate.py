@@ -146,6 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         med = np.median(c, axis=0)
         print(f"{m:7s}" + " ".join(f"@{b}:{med[b - 1]:.4f}" for b in budgets))
     print("targets (all repeats):", verdict(curves["gp"], curves["random"]))
+    raw = {m: np.array([v for mm, _, v in sorted(out) if mm == m]) for m in ("gp", "random")}
+    phases = [(a, b) for a, b in ((7, 20), (21, 40), (41, 80)) if b <= args.evals]
+    for m, v in raw.items():  # what the real report calls diverged: accuracy < 0.5
+        print(f"{m:7s}diverged " + " ".join(
+            f"{a}-{b}:{np.mean(v[:, a - 1:b] < 0.5):.0%}" for a, b in phases))
     rng = np.random.default_rng(0)
     met = [0, 0, 0]
     trials = 2000

@@ -26,15 +26,14 @@ gp_hedge's acquisitions with L-BFGS from many starts. Per call, this module inst
    perturbations of the best observations, snapped onto the grid (ints, one-hot);
    ranking 2,500 candidates by posterior mean and variance costs a few ms.
 
-The objective is warped (``Y_WARP``) before the GP sees it: diverged trials and
-failures make the objective heavy-tailed, and a stationary GP fitted to raw values
-spends its flexibility on the cliff. First Vizier's half-rank warp (the worse half
-replaced, by rank, with a normal tail as wide as the better half), then
-standardized, Yeo-Johnson, standardized, as HEBO does. Measured: Yeo-Johnson against
-no warp on the 8-D mixed benchmark, batch 4, at 80 evaluations: better on 10 of 10
-seeds; half-rank before it, on the seed experiment's surrogate (40 repeats): random
-search's 80-evaluation median reached at 24 instead of 28 evaluations, neutral on
-the synthetic functions (benchmarks/RESULTS.md).
+The objective is warped (``Y_WARP``: standardized, then Yeo-Johnson, then
+standardized, as HEBO does) before the GP sees it: diverged trials and failures
+make the objective heavy-tailed, and a stationary GP fitted to raw values spends its
+flexibility on the cliff. Measured on the 8-D mixed benchmark, batch 4, at 80
+evaluations: better on 10 of 10 seeds. Vizier's half-rank warp (``half_rank``) can
+go before it; it was measured and not kept: neutral on the synthetic functions, and
+in the real seed run it let gp train three times as many diverged networks late in
+the search (benchmarks/RESULTS.md).
 
 ``ei`` ranks candidates by log-EI (the same order as EI wherever EI does not
 underflow to 0, and still informative where it does); ``pi`` by log-PI.
@@ -87,7 +86,7 @@ LOCAL_SCALE = 0.05  # std of the perturbations, in the [0, 1]-scaled input space
 RESTARTS = 1  # random L-BFGS-B starts besides scikit-learn's default start
 MAX_ITER = 200
 FIT_SUBSET = 200  # fit the hyperparameters on at most this many observations
-Y_WARP = "half-rank+yeo-johnson"  # none|yeo-johnson|copula|log, half-rank[+one] (warp())
+Y_WARP = "yeo-johnson"  # none|yeo-johnson|copula|log, half-rank[+one] (see warp())
 # scikit-optimize's GP bounds (cook_estimator) and scikit-learn's WhiteKernel bounds.
 AMPLITUDE_BOUNDS = (0.01, 1000.0)
 LENGTH_SCALE_BOUNDS = (0.01, 100.0)
