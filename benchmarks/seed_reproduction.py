@@ -312,8 +312,7 @@ def summarize(runs: list[Run], baseline: dict[str, Any], args: argparse.Namespac
             med = float(np.median(hits))
             got = sum(math.isfinite(h) for h in hits)
             summary["cost"][f"{m}@{level}"] = med * args.price if math.isfinite(med) else None
-            cells.append(f"${med * args.price:,.2f} ({med:.0f} obs, {got}/{len(hits)})"
-                         if math.isfinite(med) else f"not reached ({got}/{len(hits)})")
+            cells.append(cost_cell(med, args.price, got, len(hits)))
         lines.append(f"| {level:.2f} | " + " | ".join(cells) + " |")
     lines += ["", "(n obs, k/R): median observations needed, repeats that reached the level "
               f"within {args.evals}.", ""]
@@ -338,6 +337,13 @@ def summarize(runs: list[Run], baseline: dict[str, Any], args: argparse.Namespac
         lines += ["", f"Suggestion time per ask: median {np.median(asks):.3f} s, "
                   f"p95 {np.percentile(asks, 95):.3f} s, max {max(asks):.3f} s."]
     return "\n".join(lines) + "\n", summary
+
+
+def cost_cell(median_obs: float, price: float, got: int, repeats: int) -> str:
+    """One cost-table cell; a median of an even count can be a half observation."""
+    if not math.isfinite(median_obs):
+        return f"not reached ({got}/{repeats})"
+    return f"${median_obs * price:,.2f} ({median_obs:g} obs, {got}/{repeats})"
 
 
 def targets(curves: dict[str, np.ndarray], evals: int) -> list[str]:
