@@ -176,8 +176,8 @@ def verdict(gp: np.ndarray, rnd: np.ndarray) -> str:
     g, r = np.median(gp, axis=0), np.median(rnd, axis=0)
     below = [k + 1 for k in range(len(g)) if g[k] < r[k] - 1e-12]
     hit = np.nonzero(g >= r[-1] - 1e-12)[0]
-    reach = int(hit[0] + 1) if len(hit) else None
-    return f"below random at {below[:12]}; reaches random's final median at {reach}"
+    reach = f"at {hit[0] + 1}" if len(hit) else f"never within {len(g)}"
+    return f"below random at {below[:12]}; reaches random's final median {reach}"
 
 
 if __name__ == "__main__":
