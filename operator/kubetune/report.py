@@ -180,7 +180,7 @@ def report(args: argparse.Namespace, console: Console) -> int:
         if points:
             from kubetune.plots import best_seen_png  # matplotlib: imported only when asked
 
-            png = best_seen_png(points, args.png, metric=metric, maximize=maximize,
+            png = best_seen_png(points, args.png, metric=metric,
                                 title=f"{experiment.name}: best-seen {metric}")
             console.print(f"best-seen trace: {png}")
         else:

@@ -15,7 +15,6 @@ from rich.text import Text
 
 from kubetune.analysis import best_seen_trace
 from kubetune.api.manifest import Experiment
-from kubetune.api.spec import Goal
 from kubetune.api.status import ExperimentStatus, Trial, TrialState
 from kubetune.local.runner import LocalRunner, ResumeError
 from kubetune.plots import best_seen_png
@@ -87,8 +86,7 @@ def run_local(experiment: Experiment, args: argparse.Namespace, console: Console
         points = best_seen_trace(experiment.spec, status.trials)
         if points:
             png = best_seen_png(points, workdir / TRACE_FILE, metric=metric,
-                                title=f"{experiment.name}: best-seen {metric}",
-                                maximize=experiment.spec.objective.goal == Goal.maximize)
+                                title=f"{experiment.name}: best-seen {metric}")
             console.print(f"best-seen trace: {png}")
         console.print(f"status: {runner.status_path}")
         linger = getattr(args, "metrics_linger", 0.0) or 0.0
