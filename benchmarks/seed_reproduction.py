@@ -346,14 +346,20 @@ def cost_cell(median_obs: float, price: float, got: int, repeats: int) -> str:
     return f"${median_obs * price:,.2f} ({median_obs:g} obs, {got}/{repeats})"
 
 
+def target_figures(gp: np.ndarray, rnd: np.ndarray) -> tuple[list[int], int | None, float]:
+    """The issue's targets from median best-seen curves: the budgets where gp is below
+    random, the first evaluation where gp reaches random's final median, that median."""
+    below = [k + 1 for k in range(len(gp)) if gp[k] < rnd[k] - 1e-12]
+    target = float(rnd[-1])
+    hit = np.nonzero(gp >= target - 1e-12)[0]
+    return below, (int(hit[0] + 1) if len(hit) else None), target
+
+
 def targets(curves: dict[str, np.ndarray], evals: int) -> list[str]:
     if "gp" not in curves or "random" not in curves:
         return []
-    gp, rnd = np.median(curves["gp"], axis=0), np.median(curves["random"], axis=0)
-    worse = [k + 1 for k in range(evals) if gp[k] < rnd[k] - 1e-12]
-    target = float(rnd[-1])
-    hit = np.nonzero(gp >= target - 1e-12)[0]
-    reach = int(hit[0] + 1) if len(hit) else None
+    worse, reach, target = target_figures(np.median(curves["gp"], axis=0),
+                                          np.median(curves["random"], axis=0))
     return [
         "## Targets", "",
         "- gp's median best-seen >= random's at every budget: "

@@ -34,6 +34,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from seed_reproduction import target_figures
+
 from kubetune.api import load_experiment
 from kubetune.api.spec import Algorithm
 from kubetune.space import SearchSpace
@@ -129,24 +131,20 @@ def _run(task: tuple[str, int]) -> tuple[str, int, list[float]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from optimizers import apply_gp_set
-
-    apply_gp_set(args.gp_set)  # bad input fails here, not in every pool worker
+    _init(args)  # bad input fails here, once, not in every pool worker
     tasks = [(m, r) for r in range(args.repeats) for m in ("gp", "random")]
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.jobs, initializer=_init, initargs=(args,)) as pool:
         out = pool.map(_run, tasks)
-    _init(args)
     print(f"surrogate: random forest on {_STATE['f'].n} trainings, out-of-bag residual sd "
           f"{_STATE['f'].noise:.4f} at accuracy >= 0.9; gp-set {args.gp_set or 'none'}, gp {args.gp}")
-    curves = {m: np.array([np.maximum.accumulate(v) for mm, _, v in sorted(out) if mm == m])
-              for m in ("gp", "random")}
+    raw = {m: np.array([v for mm, _, v in sorted(out) if mm == m]) for m in ("gp", "random")}
+    curves = {m: np.maximum.accumulate(v, axis=1) for m, v in raw.items()}
     budgets = [b for b in (5, 10, 15, 20, 25, 30, 40, 60, 80) if b <= args.evals]
     for m, c in curves.items():
         med = np.median(c, axis=0)
         print(f"{m:7s}" + " ".join(f"@{b}:{med[b - 1]:.4f}" for b in budgets))
     print("targets (all repeats):", verdict(curves["gp"], curves["random"]))
-    raw = {m: np.array([v for mm, _, v in sorted(out) if mm == m]) for m in ("gp", "random")}
     phases = [(a, b) for a, b in ((7, 20), (21, 40), (41, 80)) if b <= args.evals]
     for m, v in raw.items():  # what the real report calls diverged: accuracy < 0.5
         print(f"{m:7s}diverged " + " ".join(
@@ -166,18 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def check(gp: np.ndarray, rnd: np.ndarray) -> tuple[bool, bool]:
-    g, r = np.median(gp, axis=0), np.median(rnd, axis=0)
-    every = bool(np.all(g >= r - 1e-12))
-    hit = np.nonzero(g >= r[-1] - 1e-12)[0]
-    return every, bool(len(hit) and hit[0] + 1 <= 20)
+    below, reach, _ = target_figures(np.median(gp, axis=0), np.median(rnd, axis=0))
+    return not below, reach is not None and reach <= 20
 
 
 def verdict(gp: np.ndarray, rnd: np.ndarray) -> str:
-    g, r = np.median(gp, axis=0), np.median(rnd, axis=0)
-    below = [k + 1 for k in range(len(g)) if g[k] < r[k] - 1e-12]
-    hit = np.nonzero(g >= r[-1] - 1e-12)[0]
-    reach = f"at {hit[0] + 1}" if len(hit) else f"never within {len(g)}"
-    return f"below random at {below[:12]}; reaches random's final median {reach}"
+    below, reach, _ = target_figures(np.median(gp, axis=0), np.median(rnd, axis=0))
+    where = f"at {reach}" if reach else f"never within {gp.shape[1]}"
+    return f"below random at {below[:12]}; reaches random's final median {where}"
 
 
 if __name__ == "__main__":

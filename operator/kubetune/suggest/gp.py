@@ -504,6 +504,11 @@ def log_h(z: np.ndarray) -> np.ndarray:
     return out
 
 
+def rank_quantiles(y: np.ndarray) -> np.ndarray:
+    """Each value's rank as a quantile in (0, 1), ties averaged (the copula's input)."""
+    return (rankdata(y, method="average") - 0.5) / len(y)
+
+
 def half_rank(y: np.ndarray) -> np.ndarray:
     """Vizier's half-rank output warp (Song et al., 2022), for a minimized objective.
 
@@ -517,7 +522,7 @@ def half_rank(y: np.ndarray) -> np.ndarray:
     good = y[y <= m]
     scale = math.sqrt(float(np.mean((good - m) ** 2))) or float(np.std(y)) or 1.0
     bad = y > m
-    quantile = (rankdata(y, method="average") - 0.5) / len(y)
+    quantile = rank_quantiles(y)
     out = y.astype(float).copy()
     out[bad] = m + scale * ndtri(quantile[bad])
     return out
@@ -529,7 +534,7 @@ def warp(y: np.ndarray, kind: str) -> np.ndarray:
         y = half_rank(y)
         kind = kind.removeprefix("half-rank").removeprefix("+") or "none"
     if kind == "copula":
-        y = ndtri((rankdata(y, method="average") - 0.5) / len(y))
+        y = ndtri(rank_quantiles(y))
     elif kind == "yeo-johnson":
         from sklearn.preprocessing import PowerTransformer
 
