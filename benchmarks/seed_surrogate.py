@@ -31,13 +31,15 @@ from typing import Any
 
 import numpy as np
 import yaml
+from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from seed_reproduction import target_figures
 
 from kubetune.api import load_experiment
-from kubetune.api.spec import Algorithm
+from kubetune.api.errors import describe
+from kubetune.api.spec import Algorithm, GPSettings
 from kubetune.space import SearchSpace
 from kubetune.suggest import Observation, make_suggester
 
@@ -59,7 +61,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help='spec.algorithm.gp settings, e.g. \'{"acquisition": "pi"}\'')
     ap.add_argument("--gp-set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a kubetune.suggest.gp constant, repeatable")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if not args.saved.is_file():
+        ap.error(f"--saved {args.saved}: no such file (a seed_reproduction.json)")
+    try:
+        args.gp_settings = GPSettings.model_validate(json.loads(args.gp))
+    except json.JSONDecodeError as e:
+        ap.error(f"--gp {args.gp}: not JSON ({e})")
+    except ValidationError as e:
+        ap.error("--gp: " + "; ".join(str(p) for p in describe(e, prefix="gp")))
+    return args
 
 
 class Surrogate:
@@ -114,7 +125,8 @@ def _run(task: tuple[str, int]) -> tuple[str, int, list[float]]:
     spec, space, f, args = _STATE["spec"], _STATE["space"], _STATE["f"], _STATE["args"]
     initial = args.initial_points or spec.algorithm.initial_points
     algorithm = Algorithm.model_validate({"name": method, "seed": repeat,
-                                          "initialPoints": initial, "gp": json.loads(args.gp)})
+                                          "initialPoints": initial})
+    algorithm = algorithm.model_copy(update={"gp": args.gp_settings})
     sugg = make_suggester(space, algorithm, spec.objective.goal)
     history: list[Observation] = []
     values: list[float] = []

@@ -45,3 +45,17 @@ def test_a_bad_gp_set_fails_at_once_and_says_how_to_quote(script: str) -> None:
     assert "--gp-set Y_WARP=half-rank" in proc.stderr and "literal" in proc.stderr
     proc = _run(script, "--gp-set", "NO_SUCH=1", timeout=120)
     assert proc.returncode != 0 and "has no NO_SUCH" in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--saved", "/no/such/run.json"], "--saved /no/such/run.json: no such file"),
+    (["--gp", "{acquisition: pi}"], "--gp {acquisition: pi}: not JSON"),
+    (["--gp", '{"acquisition": "foo", "xi": -1}'], "gp.acquisition: Input should be 'ei'"),
+    (["--gp", '{"acquisition": "foo", "xi": -1}'], "gp.xi: Input should be greater than"),
+])
+def test_bad_surrogate_options_name_the_option_and_the_reason(args: list[str],
+                                                              message: str) -> None:
+    # Before: a missing file or bad settings failed inside every pool worker.
+    proc = _run("seed_surrogate.py", *args, timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr
