@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/seed_surrogate.py                      # 40 repeats
     .venv/bin/python benchmarks/seed_surrogate.py --gp-set Y_WARP='"half-rank"'
+    .venv/bin/python benchmarks/seed_surrogate.py --oracle-band 1e-4,3e-3  # + the ceiling
 
 Why: one real run of ``seed_reproduction.py`` takes 40 minutes and gives 5 repeats,
 too few to tell a better suggester from a lucky one. Surrogate benchmarks
@@ -15,6 +16,9 @@ count are the real run's (RESULTS.md).
 Prints the median best-seen traces of both methods, where gp's median falls below
 random's, when gp reaches random's 80-evaluation median, and how often a 5-repeat
 study (bootstrap resamples of the repeats) would meet both of the issue's targets.
+``--oracle-band`` adds a prescient random search that knows the good learning-rate
+band from its first model-guided trial: what a perfect model of the learning rate
+alone would buy in this world (``seed_ceiling.py`` asks the same of real trainings).
 """
 
 from __future__ import annotations
@@ -57,11 +61,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--saved", type=Path, default=SAVED, help="a seed_reproduction.json")
     ap.add_argument("--val-images", type=int, default=288)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--oracle-band", default=None, metavar="LO,HI",
+                    help="also run a prescient random search whose learning rate stays in "
+                         "[LO, HI] after the initial design (the ceiling; see seed_ceiling.py)")
     ap.add_argument("--gp", default="{}", metavar="JSON",
                     help='spec.algorithm.gp settings, e.g. \'{"acquisition": "pi"}\'')
     ap.add_argument("--gp-set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a kubetune.suggest.gp constant, repeatable")
     args = ap.parse_args(argv)
+    args.band = None
+    if args.oracle_band is not None:
+        try:
+            lo, hi = (float(v) for v in args.oracle_band.split(","))
+        except ValueError:
+            ap.error(f"--oracle-band {args.oracle_band}: expected two numbers LO,HI")
+        if not 0 < lo < hi:
+            ap.error(f"--oracle-band {args.oracle_band}: needs 0 < LO < HI")
+        args.band = (lo, hi)
     if not args.saved.is_file():
         ap.error(f"--saved {args.saved}: no such file (a seed_reproduction.json)")
     try:
@@ -118,20 +134,28 @@ def _init(args: argparse.Namespace) -> None:
     space = SearchSpace(spec.parameters)
     _STATE.update(spec=spec, space=space, f=Surrogate(space, args.saved, args.val_images),
                   args=args)
+    if args.band:  # the same space with the learning rate confined to the band
+        lo, hi = args.band
+        params = [p.model_copy(update={"min": lo, "max": hi}) if p.name == "learning_rate"
+                  else p for p in spec.parameters]
+        _STATE["band_space"] = SearchSpace(params)
 
 
 def _run(task: tuple[str, int]) -> tuple[str, int, list[float]]:
     method, repeat = task
     spec, space, f, args = _STATE["spec"], _STATE["space"], _STATE["f"], _STATE["args"]
     initial = args.initial_points or spec.algorithm.initial_points
-    algorithm = Algorithm.model_validate({"name": method, "seed": repeat,
-                                          "initialPoints": initial})
+    algorithm = Algorithm.model_validate({"name": "random" if method == "oracle" else method,
+                                          "seed": repeat, "initialPoints": initial})
     algorithm = algorithm.model_copy(update={"gp": args.gp_settings})
     sugg = make_suggester(space, algorithm, spec.objective.goal)
+    if method == "oracle":  # random's initial design, then only the band
+        band = make_suggester(_STATE["band_space"], algorithm, spec.objective.goal)
     history: list[Observation] = []
     values: list[float] = []
-    for _ in range(args.evals):
-        config = sugg.suggest(history, [], 1, issued=[o.config for o in history])[0]
+    for i in range(args.evals):
+        s = band if method == "oracle" and i >= initial else sugg
+        config = s.suggest(history, [], 1, issued=[o.config for o in history])[0]
         key = space.key(config)
         # Noise seeded by (repeat, config): the same training gives the same score.
         rng = np.random.default_rng([repeat, zlib.crc32(repr(key).encode())])
@@ -144,13 +168,14 @@ def _run(task: tuple[str, int]) -> tuple[str, int, list[float]]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     _init(args)  # bad input fails here, once, not in every pool worker
-    tasks = [(m, r) for r in range(args.repeats) for m in ("gp", "random")]
+    methods = ("gp", "random", "oracle") if args.band else ("gp", "random")
+    tasks = [(m, r) for r in range(args.repeats) for m in methods]
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.jobs, initializer=_init, initargs=(args,)) as pool:
         out = pool.map(_run, tasks)
     print(f"surrogate: random forest on {_STATE['f'].n} trainings, out-of-bag residual sd "
           f"{_STATE['f'].noise:.4f} at accuracy >= 0.9; gp-set {args.gp_set or 'none'}, gp {args.gp}")
-    raw = {m: np.array([v for mm, _, v in sorted(out) if mm == m]) for m in ("gp", "random")}
+    raw = {m: np.array([v for mm, _, v in sorted(out) if mm == m]) for m in methods}
     curves = {m: np.maximum.accumulate(v, axis=1) for m, v in raw.items()}
     budgets = [b for b in (5, 10, 15, 20, 25, 30, 40, 60, 80) if b <= args.evals]
     for m, c in curves.items():
@@ -161,18 +186,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for m, v in raw.items():  # what the real report calls diverged: accuracy < 0.5
         print(f"{m:7s}diverged " + " ".join(
             f"{a}-{b}:{np.mean(v[:, a - 1:b] < 0.5):.0%}" for a, b in phases))
-    rng = np.random.default_rng(0)
-    met = [0, 0, 0]
-    trials = 2000
-    for _ in range(trials):
-        idx_g = rng.integers(0, args.repeats, 5)
-        ok_every, ok_reach = check(curves["gp"][idx_g], curves["random"][idx_g])
-        met[0] += ok_every
-        met[1] += ok_reach
-        met[2] += ok_every and ok_reach
-    print(f"5-repeat studies meeting 'every budget' {met[0] / trials:.0%}, "
-          f"'within 20' {met[1] / trials:.0%}, both {met[2] / trials:.0%}")
+    for m in methods[::2]:  # gp, and the oracle where there is one
+        met = study_odds(curves[m], curves["random"])
+        print(f"{m}: 5-repeat studies meeting 'every budget' {met[0]:.0%}, "
+              f"'within 20' {met[1]:.0%}, both {met[2]:.0%}")
     return 0
+
+
+def study_odds(curves: np.ndarray, rnd: np.ndarray, draws: int = 2000) -> np.ndarray:
+    """Shares of 5-repeat studies (bootstrap, paired repeats) meeting each target, both."""
+    rng = np.random.default_rng(0)
+    met = np.zeros(3)
+    for _ in range(draws):
+        idx = rng.integers(0, len(curves), 5)
+        ok_every, ok_reach = check(curves[idx], rnd[idx])
+        met += (ok_every, ok_reach, ok_every and ok_reach)
+    return met / draws
 
 
 def check(gp: np.ndarray, rnd: np.ndarray) -> tuple[bool, bool]:

@@ -52,6 +52,8 @@ def test_a_bad_gp_set_fails_at_once_and_says_how_to_quote(script: str) -> None:
     (["--gp", "{acquisition: pi}"], "--gp {acquisition: pi}: not JSON"),
     (["--gp", '{"acquisition": "foo", "xi": -1}'], "gp.acquisition: Input should be 'ei'"),
     (["--gp", '{"acquisition": "foo", "xi": -1}'], "gp.xi: Input should be greater than"),
+    (["--oracle-band", "1e-4"], "--oracle-band 1e-4: expected two numbers LO,HI"),
+    (["--oracle-band", "3e-3,1e-4"], "--oracle-band 3e-3,1e-4: needs 0 < LO < HI"),
 ])
 def test_bad_surrogate_options_name_the_option_and_the_reason(args: list[str],
                                                               message: str) -> None:
@@ -59,3 +61,19 @@ def test_bad_surrogate_options_name_the_option_and_the_reason(args: list[str],
     proc = _run("seed_surrogate.py", *args, timeout=120)
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def test_the_oracle_shares_the_initial_design_then_stays_in_its_band() -> None:
+    proc = _run("seed_surrogate.py", "--repeats", "2", "--evals", "20", "--jobs", "1",
+                "--oracle-band", "1e-4,3e-3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    first = {m: re.search(rf"^{m} +@5:([0-9.]+)", out, re.M) for m in ("random", "oracle")}
+    assert first["random"] and first["oracle"], out
+    assert first["oracle"][1] == first["random"][1]  # the same 6 initial trainings
+    diverged = {m: float(re.search(rf"^{m} +diverged 7-20:(\d+)%", out, re.M)[1])
+                for m in ("random", "oracle")}
+    # Random search diverges about half the time here; learning rates in the band rarely.
+    assert diverged["oracle"] < diverged["random"] / 2, out
+    assert re.search(r"^oracle: 5-repeat studies meeting .* both \d+%", out, re.M)
+    assert re.search(r"^gp: 5-repeat studies meeting .* both \d+%", out, re.M)
