@@ -50,16 +50,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if not args.saved.is_file():
         ap.error(f"--saved {args.saved}: no such file (a seed_reproduction.json)")
-    try:
-        lo, hi = (float(v) for v in args.band.split(","))
-    except ValueError:
-        ap.error(f"--band {args.band}: expected two numbers LO,HI")
-    if not 0 < lo < hi:
-        ap.error(f"--band {args.band}: needs 0 < LO < HI")
+    args.lo, args.hi = parse_band(ap, "--band", args.band)
     if args.draws < 1:
         ap.error(f"--draws {args.draws}: must be at least 1")
-    args.lo, args.hi = lo, hi
     return args
+
+
+def parse_band(ap: argparse.ArgumentParser, option: str, text: str) -> tuple[float, float]:
+    """A learning-rate band "LO,HI" with 0 < LO < HI, or exit 2 naming the option."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        ap.error(f"{option} {text}: expected two numbers LO,HI")
+    if not 0 < lo < hi:
+        ap.error(f"{option} {text}: needs 0 < LO < HI")
+    return lo, hi
 
 
 def accuracy(trial: Mapping[str, Any]) -> float:

@@ -39,6 +39,7 @@ from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from seed_ceiling import parse_band
 from seed_reproduction import target_figures
 
 from kubetune.api import load_experiment
@@ -71,13 +72,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     args.band = None
     if args.oracle_band is not None:
-        try:
-            lo, hi = (float(v) for v in args.oracle_band.split(","))
-        except ValueError:
-            ap.error(f"--oracle-band {args.oracle_band}: expected two numbers LO,HI")
-        if not 0 < lo < hi:
-            ap.error(f"--oracle-band {args.oracle_band}: needs 0 < LO < HI")
-        args.band = (lo, hi)
+        args.band = parse_band(ap, "--oracle-band", args.oracle_band)
     if not args.saved.is_file():
         ap.error(f"--saved {args.saved}: no such file (a seed_reproduction.json)")
     try:
