@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seed_reproduction import target_figures
+from seed_reproduction import meets_targets, trial_accuracy
 
 SAVED = Path(__file__).resolve().parent / "out" / "seed_reproduction.json"
 BUDGETS = (5, 10, 15, 20, 25, 30, 40, 60, 80)
@@ -67,12 +67,6 @@ def parse_band(ap: argparse.ArgumentParser, option: str, text: str) -> tuple[flo
     return lo, hi
 
 
-def accuracy(trial: Mapping[str, Any]) -> float:
-    """A trial's validation accuracy; a failed trial counts as 0, as in the report."""
-    ok = trial["status"] == "ok" and trial.get("val_accuracy") is not None
-    return float(trial["val_accuracy"]) if ok else 0.0
-
-
 def load(saved: Path) -> tuple[list[dict[str, Any]], int, int]:
     data = json.loads(saved.read_text())
     args = data["args"]
@@ -87,12 +81,12 @@ def pools(runs: Sequence[Mapping[str, Any]], initial: int, lo: float,
         seen = out.setdefault(int(run["repeat"]), {})
         for t in run["trials"][initial:]:
             if lo <= float(t["config"]["learning_rate"]) < hi:
-                seen[json.dumps(t["config"], sort_keys=True)] = accuracy(t)
+                seen[json.dumps(t["config"], sort_keys=True)] = trial_accuracy(t)
     return {r: np.array(list(v.values())) for r, v in sorted(out.items())}
 
 
 def curves_of(runs: Sequence[Mapping[str, Any]], method: str) -> dict[int, np.ndarray]:
-    return {int(r["repeat"]): np.maximum.accumulate([accuracy(t) for t in r["trials"]])
+    return {int(r["repeat"]): np.maximum.accumulate([trial_accuracy(t) for t in r["trials"]])
             for r in runs if r["method"] == method}
 
 
@@ -101,12 +95,6 @@ def oracle_curve(first: np.ndarray, pool: np.ndarray, evals: int,
     k = evals - len(first)
     draw = rng.choice(pool, k, replace=len(pool) < k) if len(pool) else np.zeros(k)
     return np.maximum.accumulate(np.concatenate([first, draw]))
-
-
-def meets(gp: np.ndarray, rnd: np.ndarray) -> tuple[bool, bool, int | None]:
-    """The issue's two targets for median curves, and where gp reaches random's end."""
-    below, reach, _ = target_figures(gp, rnd)
-    return not below, reach is not None and reach <= 20, reach
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     repeats = sorted(rnd)
     by_repeat = pools(runs, initial, args.lo, args.hi)
-    first = {int(r["repeat"]): np.array([accuracy(t) for t in r["trials"][:initial]])
+    first = {int(r["repeat"]): np.array([trial_accuracy(t) for t in r["trials"][:initial]])
              for r in runs if r["method"] == "random"}
     rnd_median = np.median([rnd[r] for r in repeats], axis=0)
     print(f"{args.saved}: {len(repeats)} repeats x {evals} evaluations, "
@@ -139,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   for r in repeats]
         med = np.median(curves, axis=0)
         medians.append(med)
-        every, within, reach = meets(med, rnd_median)
+        every, within, reach = meets_targets(med, rnd_median)
         tally += (every, within, every and within)
         reaches.append(reach if reach is not None else np.inf)
     budgets = [b for b in BUDGETS if b <= evals]
@@ -150,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, curve in rows.items():
         print(f"  {name:25s}" + " ".join(f"{curve[b - 1]:.4f}" for b in budgets))
     if gp:
-        every, within, reach = meets(rows["gp"], rnd_median)
+        every, within, reach = meets_targets(rows["gp"], rnd_median)
         print(f"this run's gp: every budget {'met' if every else 'not met'}, reaches "
               f"random's final median ({rnd_median[-1]:.4f}) at {reach or 'never'}")
     share = tally / args.draws

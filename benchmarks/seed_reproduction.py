@@ -236,10 +236,14 @@ def random_forest(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------ analysis
+def trial_accuracy(trial: Mapping[str, Any]) -> float:
+    """A trial's validation accuracy; a failed trial counts as 0 in every curve."""
+    ok = trial["status"] == "ok" and trial.get("val_accuracy") is not None
+    return float(trial["val_accuracy"]) if ok else 0.0
+
+
 def best_seen(run: Run, evals: int) -> np.ndarray:
-    acc = np.array([t["val_accuracy"] if t["status"] == "ok" and t["val_accuracy"] is not None
-                    else 0.0 for t in run.trials[:evals]])
-    return np.maximum.accumulate(acc)
+    return np.maximum.accumulate([trial_accuracy(t) for t in run.trials[:evals]])
 
 
 def best_trial(run: Run) -> dict[str, Any] | None:
@@ -353,6 +357,12 @@ def target_figures(gp: np.ndarray, rnd: np.ndarray) -> tuple[list[int], int | No
     target = float(rnd[-1])
     hit = np.nonzero(gp >= target - 1e-12)[0]
     return below, (int(hit[0] + 1) if len(hit) else None), target
+
+
+def meets_targets(gp: np.ndarray, rnd: np.ndarray) -> tuple[bool, bool, int | None]:
+    """Both targets for median curves (every budget; within 20), and gp's reach."""
+    below, reach, _ = target_figures(gp, rnd)
+    return not below, reach is not None and reach <= 20, reach
 
 
 def targets(curves: dict[str, np.ndarray], evals: int) -> list[str]:

@@ -40,7 +40,7 @@ from pydantic import ValidationError
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from seed_ceiling import parse_band
-from seed_reproduction import target_figures
+from seed_reproduction import meets_targets, target_figures, trial_accuracy
 
 from kubetune.api import load_experiment
 from kubetune.api.errors import describe
@@ -94,9 +94,7 @@ class Surrogate:
         seen: dict[tuple[Any, ...], tuple[dict[str, Any], float]] = {}
         for run in runs:
             for t in run["trials"]:
-                ok = t["status"] == "ok" and t.get("val_accuracy") is not None
-                key = (run["repeat"], space.key(t["config"]))
-                seen[key] = (t["config"], float(t["val_accuracy"]) if ok else 0.0)
+                seen[(run["repeat"], space.key(t["config"]))] = (t["config"], trial_accuracy(t))
         configs = [c for c, _ in seen.values()]
         y = np.array([v for _, v in seen.values()])
         self.space = space
@@ -200,8 +198,8 @@ def study_odds(curves: np.ndarray, rnd: np.ndarray, draws: int = 2000) -> np.nda
 
 
 def check(gp: np.ndarray, rnd: np.ndarray) -> tuple[bool, bool]:
-    below, reach, _ = target_figures(np.median(gp, axis=0), np.median(rnd, axis=0))
-    return not below, reach is not None and reach <= 20
+    every, within, _ = meets_targets(np.median(gp, axis=0), np.median(rnd, axis=0))
+    return every, within
 
 
 def verdict(gp: np.ndarray, rnd: np.ndarray) -> str:
