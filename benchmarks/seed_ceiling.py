@@ -48,8 +48,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--draws", type=int, default=2000, help="resampled 5-repeat studies")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    if not args.saved.is_file():
-        ap.error(f"--saved {args.saved}: no such file (a seed_reproduction.json)")
+    args.runs, args.initial, args.evals = load_saved(ap, args.saved)
     args.lo, args.hi = parse_band(ap, "--band", args.band)
     if args.draws < 1:
         ap.error(f"--draws {args.draws}: must be at least 1")
@@ -67,10 +66,35 @@ def parse_band(ap: argparse.ArgumentParser, option: str, text: str) -> tuple[flo
     return lo, hi
 
 
-def load(saved: Path) -> tuple[list[dict[str, Any]], int, int]:
-    data = json.loads(saved.read_text())
-    args = data["args"]
-    return data["runs"], int(args.get("initial_points") or 6), int(args["evals"])
+def load_saved(ap: argparse.ArgumentParser,
+               saved: Path) -> tuple[list[dict[str, Any]], int, int]:
+    """(runs, initial points, evaluations) of a seed_reproduction.json, or exit 2 naming
+    the field that is missing or wrong."""
+    where = f"--saved {saved}"
+    if not saved.is_file():
+        ap.error(f"{where}: no such file (a seed_reproduction.json)")
+    try:
+        data = json.loads(saved.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        ap.error(f"{where}: not JSON ({e})")
+    field = "args.evals"
+    try:
+        evals = int(data["args"]["evals"])
+        field = "args.initial_points"
+        initial = int(data["args"].get("initial_points") or 6)
+        field = "runs"
+        for i, run in enumerate(data["runs"]):
+            field = f"runs[{i}].method/repeat"
+            if run["method"] not in ("gp", "random"):
+                raise ValueError(f"unknown method {run['method']!r}")
+            int(run["repeat"])
+            for j, trial in enumerate(run["trials"]):
+                field = f"runs[{i}].trials[{j}].config.learning_rate/status"
+                float(trial["config"]["learning_rate"])
+                trial_accuracy(trial)
+    except (KeyError, TypeError, ValueError) as e:
+        ap.error(f"{where}: {field}: missing or invalid ({type(e).__name__}: {e})")
+    return data["runs"], initial, evals
 
 
 def pools(runs: Sequence[Mapping[str, Any]], initial: int, lo: float,
@@ -99,7 +123,7 @@ def oracle_curve(first: np.ndarray, pool: np.ndarray, evals: int,
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    runs, initial, evals = load(args.saved)
+    runs, initial, evals = args.runs, args.initial, args.evals
     rnd = curves_of(runs, "random")
     gp = curves_of(runs, "gp")
     if not rnd:

@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seed_ceiling import parse_band
+from seed_ceiling import load_saved, parse_band
 from seed_reproduction import meets_targets, target_figures, trial_accuracy
 
 from kubetune.api import load_experiment
@@ -73,8 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.band = None
     if args.oracle_band is not None:
         args.band = parse_band(ap, "--oracle-band", args.oracle_band)
-    if not args.saved.is_file():
-        ap.error(f"--saved {args.saved}: no such file (a seed_reproduction.json)")
+    args.runs = load_saved(ap, args.saved)[0]
     try:
         args.gp_settings = GPSettings.model_validate(json.loads(args.gp))
     except json.JSONDecodeError as e:
@@ -87,10 +86,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 class Surrogate:
     """Validation accuracy of a config: forest mean + seeded noise, whole images."""
 
-    def __init__(self, space: SearchSpace, saved: Path, val_images: int) -> None:
+    def __init__(self, space: SearchSpace, runs: Sequence[dict[str, Any]],
+                 val_images: int) -> None:
         from sklearn.ensemble import RandomForestRegressor
 
-        runs = json.loads(saved.read_text())["runs"]
         seen: dict[tuple[Any, ...], tuple[dict[str, Any], float]] = {}
         for run in runs:
             for t in run["trials"]:
@@ -125,7 +124,7 @@ def _init(args: argparse.Namespace) -> None:
     apply_gp_set(args.gp_set)
     spec = load_experiment(yaml.safe_load(MANIFEST.read_text())).spec
     space = SearchSpace(spec.parameters)
-    _STATE.update(spec=spec, space=space, f=Surrogate(space, args.saved, args.val_images),
+    _STATE.update(spec=spec, space=space, f=Surrogate(space, args.runs, args.val_images),
                   args=args)
     if args.band:  # the same space with the learning rate confined to the band
         lo, hi = args.band

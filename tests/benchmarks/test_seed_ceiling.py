@@ -94,3 +94,25 @@ def test_the_committed_run_is_read(tmp_path: Path) -> None:
     assert re.search(r"5 repeats x 80 evaluations, 6 initial", proc.stdout)
     assert re.search(r"this run's gp: every budget not met, reaches random's final median "
                      r"\(0\.9792\) at 25", proc.stdout)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("nope", "not JSON"),
+    ('{"runs": []}', "args.evals: missing or invalid (KeyError"),
+    ('{"args": {"evals": "80"}, "runs": [{"method": "tpe", "repeat": 0, "trials": []}]}',
+     "runs[0].method/repeat: missing or invalid (ValueError: unknown method 'tpe')"),
+    ('{"args": {"evals": "80"}, "runs": [{"method": "gp", "repeat": 0, '
+     '"trials": [{"config": {}, "status": "ok"}]}]}',
+     "runs[0].trials[0].config.learning_rate/status: missing or invalid (KeyError"),
+])
+@pytest.mark.parametrize("script", ["seed_ceiling.py", "seed_surrogate.py"])
+def test_a_saved_file_that_is_not_a_seed_run_names_the_field(
+        tmp_path: Path, script: str, text: str, message: str) -> None:
+    # Before: a traceback (KeyError/JSONDecodeError), in the surrogate from every worker.
+    path = tmp_path / "other.json"
+    path.write_text(text)
+    proc = subprocess.run([sys.executable, str(SCRIPT.parent / script), "--saved", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert f"--saved {path}: {message}" in proc.stderr
+    assert "Traceback" not in proc.stderr
