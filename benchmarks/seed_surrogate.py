@@ -19,6 +19,10 @@ study (bootstrap resamples of the repeats) would meet both of the issue's target
 ``--oracle-band`` adds a prescient random search that knows the good learning-rate
 band from its first model-guided trial: what a perfect model of the learning rate
 alone would buy in this world (``seed_ceiling.py`` asks the same of real trainings).
+``--methods`` adds the optimizers users would pick instead (Optuna's TPE and
+GPSampler, scikit-optimize's gp_minimize), run by ``problems.METHODS`` with their own
+defaults and initial designs, one configuration at a time: is the seed task's
+target within a mainstream Bayesian optimizer's reach?
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from problems import METHODS, Problem, unavailable
 from seed_ceiling import load_saved, parse_band
 from seed_reproduction import meets_targets, target_figures, trial_accuracy
 
@@ -51,6 +56,8 @@ from kubetune.suggest import Observation, make_suggester
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "examples" / "digits-quick.yaml"
 SAVED = Path(__file__).resolve().parent / "out" / "seed_reproduction.json"
+OWN = ("gp", "random")  # kubetune's suggesters, with the manifest's initial design
+OTHERS = ("optuna-tpe", "optuna-gp", "skopt-gp_minimize")  # via problems.METHODS
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -65,6 +72,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--oracle-band", default=None, metavar="LO,HI",
                     help="also run a prescient random search whose learning rate stays in "
                          "[LO, HI] after the initial design (the ceiling; see seed_ceiling.py)")
+    ap.add_argument("--methods", default=",".join(OWN),
+                    help=f"comma-separated, from {', '.join(OWN + OTHERS)} (gp and random "
+                         "are always run: the targets compare gp with random)")
     ap.add_argument("--gp", default="{}", metavar="JSON",
                     help='spec.algorithm.gp settings, e.g. \'{"acquisition": "pi"}\'')
     ap.add_argument("--gp-set", action="append", default=[], metavar="NAME=VALUE",
@@ -74,6 +84,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.oracle_band is not None:
         args.band = parse_band(ap, "--oracle-band", args.oracle_band)
     args.runs = load_saved(ap, args.saved)[0]
+    args.methods = parse_methods(ap, args.methods)
     try:
         args.gp_settings = GPSettings.model_validate(json.loads(args.gp))
     except json.JSONDecodeError as e:
@@ -81,6 +92,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     except ValidationError as e:
         ap.error("--gp: " + "; ".join(str(p) for p in describe(e, prefix="gp")))
     return args
+
+
+def parse_methods(ap: argparse.ArgumentParser, text: str) -> tuple[str, ...]:
+    """gp and random first, then the other methods asked for; unknown or missing ones fail."""
+    asked = [m.strip() for m in text.split(",") if m.strip()]
+    for m in asked:
+        if m not in OWN + OTHERS:
+            ap.error(f"--methods {text}: unknown method {m!r} (choose from "
+                     f"{', '.join(OWN + OTHERS)})")
+        why = unavailable(m)
+        if why:
+            ap.error(f"--methods {text}: {m} cannot run here: {why}")
+    return OWN + tuple(dict.fromkeys(m for m in asked if m not in OWN))
 
 
 class Surrogate:
@@ -133,9 +157,21 @@ def _init(args: argparse.Namespace) -> None:
         _STATE["band_space"] = SearchSpace(params)
 
 
+def _score(config: dict[str, Any], repeat: int) -> float:
+    """The surrogate's accuracy, its noise seeded by (repeat, config): the same training
+    gives the same score, whichever method proposed it."""
+    key = _STATE["space"].key(config)
+    return _STATE["f"](config, np.random.default_rng([repeat, zlib.crc32(repr(key).encode())]))
+
+
 def _run(task: tuple[str, int]) -> tuple[str, int, list[float]]:
     method, repeat = task
-    spec, space, f, args = _STATE["spec"], _STATE["space"], _STATE["f"], _STATE["args"]
+    spec, space, args = _STATE["spec"], _STATE["space"], _STATE["args"]
+    if method in OTHERS:  # as users run them: their own defaults, seeded by the repeat
+        problem = Problem("seed-surrogate", list(spec.parameters),
+                          lambda c: -_score(dict(c), repeat))
+        trace = METHODS[method](problem, repeat, args.evals, 1)
+        return method, repeat, [-v for v in trace.values]
     initial = args.initial_points or spec.algorithm.initial_points
     algorithm = Algorithm.model_validate({"name": "random" if method == "oracle" else method,
                                           "seed": repeat, "initialPoints": initial})
@@ -148,10 +184,7 @@ def _run(task: tuple[str, int]) -> tuple[str, int, list[float]]:
     for i in range(args.evals):
         s = band if method == "oracle" and i >= initial else sugg
         config = s.suggest(history, [], 1, issued=[o.config for o in history])[0]
-        key = space.key(config)
-        # Noise seeded by (repeat, config): the same training gives the same score.
-        rng = np.random.default_rng([repeat, zlib.crc32(repr(key).encode())])
-        v = f(config, rng)
+        v = _score(config, repeat)
         history.append(Observation(config, v))
         values.append(v)
     return method, repeat, values
@@ -160,7 +193,7 @@ def _run(task: tuple[str, int]) -> tuple[str, int, list[float]]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     _init(args)  # bad input fails here, once, not in every pool worker
-    methods = ("gp", "random", "oracle") if args.band else ("gp", "random")
+    methods = args.methods + (("oracle",) if args.band else ())
     tasks = [(m, r) for r in range(args.repeats) for m in methods]
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.jobs, initializer=_init, initargs=(args,)) as pool:
@@ -169,16 +202,19 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{_STATE['f'].noise:.4f} at accuracy >= 0.9; gp-set {args.gp_set or 'none'}, gp {args.gp}")
     raw = {m: np.array([v for mm, _, v in sorted(out) if mm == m]) for m in methods}
     curves = {m: np.maximum.accumulate(v, axis=1) for m, v in raw.items()}
+    w = max(map(len, methods)) + 1  # column of the method names
     budgets = [b for b in (5, 10, 15, 20, 25, 30, 40, 60, 80) if b <= args.evals]
     for m, c in curves.items():
         med = np.median(c, axis=0)
-        print(f"{m:7s}" + " ".join(f"@{b}:{med[b - 1]:.4f}" for b in budgets))
-    print("targets (all repeats):", verdict(curves["gp"], curves["random"]))
+        print(f"{m:{w}s}" + " ".join(f"@{b}:{med[b - 1]:.4f}" for b in budgets))
+    for m in methods:
+        if m != "random":
+            print(f"targets (all repeats), {m}:", verdict(curves[m], curves["random"]))
     phases = [(a, b) for a, b in ((7, 20), (21, 40), (41, 80)) if b <= args.evals]
     for m, v in raw.items():  # what the real report calls diverged: accuracy < 0.5
-        print(f"{m:7s}diverged " + " ".join(
+        print(f"{m:{w}s}diverged " + " ".join(
             f"{a}-{b}:{np.mean(v[:, a - 1:b] < 0.5):.0%}" for a, b in phases))
-    for m in methods[::2]:  # gp, and the oracle where there is one
+    for m in (m for m in methods if m != "random"):
         met = study_odds(curves[m], curves["random"])
         print(f"{m}: 5-repeat studies meeting 'every budget' {met[0]:.0%}, "
               f"'within 20' {met[1]:.0%}, both {met[2]:.0%}")

@@ -77,3 +77,35 @@ def test_the_oracle_shares_the_initial_design_then_stays_in_its_band() -> None:
     assert diverged["oracle"] < diverged["random"] / 2, out
     assert re.search(r"^oracle: 5-repeat studies meeting .* both \d+%", out, re.M)
     assert re.search(r"^gp: 5-repeat studies meeting .* both \d+%", out, re.M)
+
+
+def test_other_optimizers_run_on_the_surrogate_beside_gp_and_random() -> None:
+    proc = _run("seed_surrogate.py", "--repeats", "2", "--evals", "12", "--jobs", "1",
+                "--methods", "optuna-tpe")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for method in ("gp", "random", "optuna-tpe"):  # gp and random always run
+        line = re.search(rf"^{method} +@5:([0-9.]+) @10:([0-9.]+)$", out, re.M)
+        assert line, out
+        assert all(0.0 < float(v) <= 1.0 for v in line.groups())
+    assert re.search(r"^targets \(all repeats\), optuna-tpe: below random at", out, re.M)
+    assert re.search(r"^optuna-tpe: 5-repeat studies meeting .* both \d+%", out, re.M)
+
+
+def test_methods_are_checked_before_anything_runs(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    proc = _run("seed_surrogate.py", "--methods", "gp,hyperband", timeout=120)
+    assert proc.returncode == 2
+    assert "--methods gp,hyperband: unknown method 'hyperband'" in proc.stderr
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    import seed_surrogate
+
+    monkeypatch.setattr(seed_surrogate, "unavailable",
+                        lambda m: "needs PyTorch" if m == "optuna-gp" else None)
+    with pytest.raises(SystemExit) as exc:
+        seed_surrogate.parse_args(["--methods", "optuna-gp"])
+    assert exc.value.code == 2
+    assert "--methods optuna-gp: optuna-gp cannot run here: needs PyTorch" in capsys.readouterr().err
+    assert seed_surrogate.parse_args(["--methods", "optuna-tpe,random"]).methods == (
+        "gp", "random", "optuna-tpe")
