@@ -97,7 +97,13 @@ def run(config: TrainConfig, data: Dataset | None = None) -> dict[str, Any]:
     tf = _import_tf()
     import keras
 
-    keras.backend.clear_session()  # many trials in one process must not pile up graphs
+    # Frees Keras' global state between trials in one process. It does not free
+    # everything: with TF 2.21 / Keras 3.15 every ``fit`` leaves its traced graphs
+    # behind (38 FuncGraphs with RMSprop, ~8-11 MB; ``evaluate`` leaves none), the
+    # upstream leak keras-team/keras#17458. Callers that run many trials in one
+    # process recycle it (benchmarks/seed_reproduction.py: every 150 trials); the
+    # operator and ``kubetune run`` start a fresh process per trial.
+    keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
     channels = 1 if config.grayscale else 3
     model = build_model(config, channels)
