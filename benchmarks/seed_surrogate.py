@@ -211,9 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if m != "random":
             print(f"targets (all repeats), {m}:", verdict(curves[m], curves["random"]))
     phases = [(a, b) for a, b in ((7, 20), (21, 40), (41, 80)) if b <= args.evals]
-    for m, v in raw.items():  # what the real report calls diverged: accuracy < 0.5
+    for m, v in raw.items() if phases else ():  # as the real report: accuracy < 0.5
         print(f"{m:{w}s}diverged " + " ".join(
             f"{a}-{b}:{np.mean(v[:, a - 1:b] < 0.5):.0%}" for a, b in phases))
+    if args.evals < 20:  # 'within 20' would hold by construction: no odds to give
+        print("5-repeat odds of the targets: not computed, they need at least 20 evaluations")
+        return 0
     for m in (m for m in methods if m != "random"):
         met = study_odds(curves[m], curves["random"])
         print(f"{m}: 5-repeat studies meeting 'every budget' {met[0]:.0%}, "
