@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from problems import METHODS, Problem, unavailable
 from seed_ceiling import load_saved, parse_band
-from seed_reproduction import meets_targets, target_figures, trial_accuracy
+from seed_reproduction import meets_targets, spans, target_figures, trial_accuracy
 
 from kubetune.api import load_experiment
 from kubetune.api.errors import describe
@@ -244,7 +244,7 @@ def check(gp: np.ndarray, rnd: np.ndarray) -> tuple[bool, bool]:
 def verdict(gp: np.ndarray, rnd: np.ndarray) -> str:
     below, reach, _ = target_figures(np.median(gp, axis=0), np.median(rnd, axis=0))
     where = f"at {reach}" if reach else f"never within {gp.shape[1]}"
-    return f"below random at {below[:12]}; reaches random's final median {where}"
+    return f"below random at {spans(below)}; reaches random's final median {where}"
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,3 +115,18 @@ def test_methods_are_checked_before_anything_runs(monkeypatch: pytest.MonkeyPatc
     assert "--methods optuna-gp: optuna-gp cannot run here: needs PyTorch" in capsys.readouterr().err
     assert seed_surrogate.parse_args(["--methods", "optuna-tpe,random"]).methods == (
         "gp", "random", "optuna-tpe")
+
+
+def test_the_verdict_names_every_budget_below_random(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before: the list was cut at 12 budgets without a mark, so a method below random
+    # at 2-4 and 10-20 read as if it had caught up after 18 (found by a fresh helper).
+    monkeypatch.syspath_prepend(str(BENCH))
+    import seed_surrogate
+
+    evals = np.arange(1, 21)
+    rnd = np.tile(np.where(evals < 10, 0.90, 0.97), (3, 1))
+    other = np.tile(np.where(evals < 2, 0.90, np.where(evals < 5, 0.80, 0.95)), (3, 1))
+    other[:, 4:9] = 0.90  # level with random at 5-9
+    text = seed_surrogate.verdict(other, rnd)
+    assert text.startswith("below random at 2-4, 10-20;"), text
+    assert seed_surrogate.verdict(rnd, rnd).startswith("below random at none;")
